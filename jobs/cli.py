@@ -1,0 +1,79 @@
+"""``coldstart``: one console entry point, one subcommand per job.
+
+Subcommands are dispatched lazily (``jobs.<module>.main(argv)``) so that
+``coldstart --help`` answers in well under a second without importing Spark
+or torch. A ``ColdstartError`` becomes one line on stderr and its exit code;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from jobs.common import setup_logging
+from jobs.errors import ColdstartError
+
+# name -> (module implementing ``main(argv)``, one-line help). Order is the
+# order of the daily flow, then weekly, then tools.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("jobs.simulate", "generate a day of app-store logs + ref.apps with planted truth"),
+    "sample": ("jobs.sample", "downsample a day of raw.user_logs into stage.sampled_logs"),
+    "cluster": ("jobs.cluster", "cluster users (KMeans) and pick seeds by cluster size"),
+    "synthesize": ("jobs.synthesize", "LLM stage 1: synthetic profiles and click judgements"),
+    "interactions": ("jobs.interactions", "Hessian interaction map and feature groups"),
+    "weights": ("jobs.weights", "stage 2: importance weights into gold.weighted_synthetic"),
+    "train": ("jobs.train", "weekly recall-model training on real + weighted synthetic"),
+    "evaluate": ("jobs.evaluate", "paper-style evaluation report (utility, similarity, privacy)"),
+    "run-daily": ("jobs.daily", "the whole daily chain in-process for one --ds"),
+    "backfill": ("jobs.backfill", "re-run daily stages over a date range, resumable"),
+    "align": ("jobs.align", "stage 2 on any real/synthetic table pair"),
+    "submit-cmd": ("jobs.submit", "print the spark-submit command for a job"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coldstart",
+        description=(
+            "Cold-start augmentation with LLM-synthesized rows (SampleLLM) on Spark. "
+            "Every subcommand takes --config (default: configs/local.yaml); daily jobs "
+            "take --ds YYYY-MM-DD. Run 'coldstart <command> --help' for its options."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``coldstart`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not args or args[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r} (choose from {', '.join(COMMANDS)})")
+    setup_logging()
+    module_name = COMMANDS[name][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        print(f"coldstart {name}: not implemented yet", file=sys.stderr)
+        return 2
+    try:
+        return int(module.main(rest) or 0)
+    except ColdstartError as exc:
+        print(f"coldstart {name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
