@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from jobs.tables import validate_ds
 
@@ -36,9 +36,16 @@ def setup_logging(level: str | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (``coldstart x: error: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def job_parser(prog: str, description: str, *, with_ds: bool = True) -> argparse.ArgumentParser:
     """An argument parser with the options every job shares (``--config``, ``--ds``)."""
-    parser = argparse.ArgumentParser(prog=f"coldstart {prog}", description=description)
+    parser = OneLineParser(prog=f"coldstart {prog}", description=description)
     parser.add_argument(
         "--config",
         default=None,

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
-STAGING_PREFIX = "_attempt-"
+STAGING_PREFIX = "attempt-"
 
 
 @dataclass(frozen=True)
