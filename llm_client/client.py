@@ -1,0 +1,322 @@
+"""Async OpenAI-compatible client: bounded pool, timeouts, retries, usage.
+
+Shaped after vLLM's serving-benchmark client, with its gaps closed:
+
+* requests and results are small dataclasses; a failed request is a result
+  with ``success=False`` and an error, so one failure never breaks a batch;
+* one shared HTTP client whose connection limit equals the concurrency, and a
+  fixed pool of that many workers pulling from a queue (not a task per row);
+* a readiness probe (``GET /models``) before a batch;
+* retries with exponential backoff and full jitter on 429, 5xx, timeouts,
+  connection errors and replies that are not valid JSON; other 4xx cannot
+  succeed on retry and fail at once (and, by default, stop the pool: a wrong
+  model name or schema would otherwise burn the whole batch);
+* the API key comes from an environment variable only and is never logged.
+
+Only the chat-completions protocol is assumed (``response_format`` with a
+JSON schema, ``seed``, ``n``); nothing vendor-specific.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx2
+import openai
+
+from configs.llm import LLMSettings
+from jobs.errors import LLMError
+
+log = logging.getLogger(__name__)
+# httpx2 (under openai) logs every request at INFO: one line per call drowns the
+# progress lines. Quiet unless someone configured it on purpose.
+if logging.getLogger("httpx2").level == logging.NOTSET:
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+# Sent with every call so servers (and the stand-in's call counter) can trace it.
+REQUEST_ID_HEADER = "X-Coldstart-Request-Id"
+NO_KEY = "EMPTY"  # what vLLM expects when it runs without --api-key
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a worker needs to call the endpoint; picklable for executors."""
+
+    base_url: str
+    model: str
+    api_key_env: str = "COLDSTART_LLM_API_KEY"
+    concurrency: int = 16
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    ready_timeout_s: float = 60.0
+    progress_every_s: float = 10.0
+
+    @classmethod
+    def from_settings(
+        cls, llm: LLMSettings, base_url: str, model: str, concurrency: int | None = None
+    ) -> ClientConfig:
+        return cls(
+            base_url=base_url,
+            model=model,
+            api_key_env=llm.api_key_env,
+            concurrency=concurrency or llm.concurrency,
+            timeout_s=llm.timeout_s,
+            max_retries=llm.max_retries,
+            backoff_base_s=llm.backoff_base_s,
+            backoff_max_s=llm.backoff_max_s,
+            ready_timeout_s=llm.ready_timeout_s,
+        )
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One chat-completions call; ``request_hash`` is its cache key."""
+
+    request_hash: str
+    messages: Sequence[dict[str, str]]
+    sampling: dict[str, Any]
+    response_format: dict[str, Any] | None = None
+
+
+@dataclass
+class LLMResult:
+    """The outcome of one request after retries: never an exception."""
+
+    request_hash: str
+    success: bool
+    contents: list[str] = field(default_factory=list)
+    parsed: list[Any] = field(default_factory=list)
+    error: str | None = None
+    http_status: int | None = None
+    retryable: bool = False
+    attempts: int = 0
+    latency_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str | None = None
+
+
+class InvalidJSONError(ValueError):
+    """A 200 reply whose content is not JSON (truncated or unguided output)."""
+
+
+def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff: U(0, min(cap, base * 2**(attempt-1)))."""
+    return rng.uniform(0.0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def rows_in(doc: Any) -> int:
+    """Items in the first list of a reply object (profiles / judgements)."""
+    if isinstance(doc, dict):
+        for value in doc.values():
+            if isinstance(value, list):
+                return len(value)
+    return 0
+
+
+class Progress:
+    """Counts for the progress log line: requests, rows/s, tokens/s, failures."""
+
+    def __init__(self, total: int, every_s: float, label: str) -> None:
+        self.total, self.every_s, self.label = total, every_s, label
+        self.done = self.failed = self.rows = self.tokens = 0
+        self.started = self._last = time.monotonic()
+
+    def update(self, result: LLMResult) -> None:
+        self.done += 1
+        self.failed += not result.success
+        self.rows += sum(rows_in(doc) for doc in result.parsed)
+        self.tokens += result.prompt_tokens + result.completion_tokens
+        now = time.monotonic()
+        if now - self._last >= self.every_s or self.done == self.total:
+            self._last = now
+            log.info("%s", self.line())
+
+    def line(self) -> str:
+        secs = max(time.monotonic() - self.started, 1e-9)
+        return (
+            f"llm {self.label}: requests {self.done}/{self.total} "
+            f"rows/s {self.rows / secs:.1f} tokens/s {self.tokens / secs:.0f} "
+            f"req/s {self.done / secs:.1f} failures {self.failed}"
+        )
+
+
+def _classify(exc: Exception) -> tuple[bool, int | None, str]:
+    """(retryable, http status, message) of an exception from one attempt."""
+    if isinstance(exc, openai.APITimeoutError):
+        return True, None, "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return True, None, f"connection error: {type(exc.__cause__ or exc).__name__}"
+    if isinstance(exc, openai.APIStatusError):
+        code = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = str(body.get("message") or exc.message)
+        return code in (408, 409, 429) or code >= 500, code, f"HTTP {code}: {message}"
+    if isinstance(exc, InvalidJSONError):
+        return True, 200, str(exc)
+    raise exc
+
+
+class LLMClient:
+    """``async with LLMClient(cfg) as c: await c.ready(); await c.run(reqs)``."""
+
+    def __init__(self, cfg: ClientConfig, *, seed: int = 0) -> None:
+        self.cfg = cfg
+        self._rng = random.Random(seed)
+        self._http: httpx2.AsyncClient | None = None
+        self._api: openai.AsyncOpenAI | None = None
+
+    async def __aenter__(self) -> LLMClient:
+        limits = httpx2.Limits(
+            max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency
+        )
+        self._http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.cfg.timeout_s)
+        self._api = openai.AsyncOpenAI(
+            base_url=self.cfg.base_url,
+            api_key=os.environ.get(self.cfg.api_key_env) or NO_KEY,
+            http_client=self._http,
+            max_retries=0,  # retries are ours: jitter, JSON checks, fail-fast on 4xx
+            timeout=self.cfg.timeout_s,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._api is not None:
+            await self._api.close()
+
+    async def ready(self) -> list[str]:
+        """Wait until ``GET /models`` answers; return the served model ids."""
+        deadline = time.monotonic() + self.cfg.ready_timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                page = await self._api.models.list()
+                return [m.id for m in page.data]
+            except (openai.APIConnectionError, openai.APIStatusError) as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.25)
+        raise LLMError(
+            f"LLM endpoint {self.cfg.base_url} not ready after {self.cfg.ready_timeout_s:.0f}s "
+            f"({last}); check llm.endpoint"
+        )
+
+    async def _attempt(self, req: LLMRequest) -> LLMResult:
+        kwargs: dict[str, Any] = dict(req.sampling)
+        if req.response_format is not None:
+            kwargs["response_format"] = req.response_format
+        # Raw response: the reply is read as plain JSON, skipping the SDK's pydantic
+        # models (a third of the client's CPU per request; see benchmarks/llm_client.py).
+        raw = await self._api.chat.completions.with_raw_response.create(
+            model=self.cfg.model,
+            messages=list(req.messages),
+            extra_headers={REQUEST_ID_HEADER: req.request_hash},
+            **kwargs,
+        )
+        try:
+            resp = json.loads(raw.http_response.content)
+            choices = resp["choices"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InvalidJSONError("response body is not a chat completion") from None
+        contents, parsed = [], []
+        for choice in choices:
+            text = (choice.get("message") or {}).get("content") or ""
+            try:
+                parsed.append(json.loads(text))
+            except json.JSONDecodeError as exc:
+                finish = choice.get("finish_reason")
+                raise InvalidJSONError(
+                    f"reply is not valid JSON (finish_reason={finish}): {exc.msg}"
+                ) from None
+            contents.append(text)
+        usage = resp.get("usage") or {}
+        return LLMResult(
+            req.request_hash,
+            True,
+            contents,
+            parsed,
+            http_status=200,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            model=resp.get("model"),
+        )
+
+    async def complete(self, req: LLMRequest) -> LLMResult:
+        """One request with bounded retries; always returns a result."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await self._attempt(req)
+            except (openai.APIError, InvalidJSONError) as exc:
+                retryable, status, message = _classify(exc)
+                if retryable and attempt <= self.cfg.max_retries:
+                    cfg = self.cfg
+                    await asyncio.sleep(
+                        backoff_s(attempt, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
+                    )
+                    continue
+                return LLMResult(
+                    req.request_hash,
+                    False,
+                    error=message,
+                    http_status=status,
+                    retryable=retryable,
+                    attempts=attempt,
+                    latency_s=time.monotonic() - started,
+                )
+            return replace(result, attempts=attempt, latency_s=time.monotonic() - started)
+
+    async def run(
+        self,
+        requests: Sequence[LLMRequest],
+        *,
+        label: str = "batch",
+        stop_on_permanent: bool = True,
+        on_result: Callable[[LLMResult], None] | None = None,
+    ) -> list[LLMResult]:
+        """All requests through ``concurrency`` workers; results in request order."""
+        results: list[LLMResult | None] = [None] * len(requests)
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(len(requests)):
+            queue.put_nowait(i)
+        progress = Progress(len(requests), 10.0, label)
+        stop: list[str] = []
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                if stop:
+                    results[i] = LLMResult(requests[i].request_hash, False, error=stop[0])
+                else:
+                    results[i] = await self.complete(requests[i])
+                    if stop_on_permanent and not results[i].success and not results[i].retryable:
+                        stop.append(f"not sent: batch stopped after {results[i].error}")
+                progress.update(results[i])
+                if on_result is not None:
+                    on_result(results[i])
+
+        await asyncio.gather(*(worker() for _ in range(min(self.cfg.concurrency, len(requests)))))
+        return [r for r in results if r is not None]
+
+
+def run_batch(cfg: ClientConfig, requests: Sequence[LLMRequest], *, label: str = "batch") -> list:
+    """Synchronous wrapper for executors: one event loop, one pool, one HTTP client."""
+
+    async def go() -> list[LLMResult]:
+        async with LLMClient(cfg, seed=zlib.crc32(label.encode())) as client:
+            await client.ready()
+            return await client.run(requests, label=label)
+
+    return asyncio.run(go())

@@ -1,0 +1,206 @@
+"""JSON Schemas sent as ``response_format`` and the validation applied on receipt.
+
+Guided decoding (vLLM's structured outputs) makes a well-behaved server emit
+schema-valid JSON, but the pipeline does not trust that: a server without
+guided decoding, a truncated reply or a prompt-injected description can still
+yield wrong types, values outside the vocabularies, unknown app ids or copies
+of real users. Every item is therefore checked again here; bad items are
+dropped and counted by reason, never repaired silently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs import schema as S
+
+PROFILE_SCHEMA_NAME = "synthetic_profiles"
+CLICK_SCHEMA_NAME = "click_judgements"
+REFINE_SCHEMA_NAME = "instruction_refinement"
+
+# Drop reasons (stable strings: they are run-log keys).
+NOT_AN_OBJECT = "not_an_object"
+MISSING_FIELD = "missing_field"
+EXTRA_FIELD = "extra_field"
+WRONG_TYPE = "wrong_type"
+BAD_VALUE = "value_not_in_vocabulary"
+OUT_OF_RANGE = "out_of_range"
+UNKNOWN_APP = "unknown_app_id"
+UNKNOWN_USER = "unknown_user_ref"
+DUPLICATE = "duplicate_item"
+SEED_COPY = "copy_of_seed"
+BAD_ENVELOPE = "bad_envelope"
+MISSING_JUDGEMENT = "missing_judgement"
+
+
+def profile_schema(rows: int, fields: Sequence[str] = S.PROFILE_FIELDS) -> dict[str, Any]:
+    """``{"profiles": [ {field: enum...} x rows ]}`` - exactly the profile columns."""
+    item = {
+        "type": "object",
+        "properties": {f: {"type": "string", "enum": list(S.VOCAB[f])} for f in fields},
+        "required": list(fields),
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "profiles": {"type": "array", "items": item, "minItems": rows, "maxItems": rows}
+        },
+        "required": ["profiles"],
+        "additionalProperties": False,
+    }
+
+
+def click_schema(user_refs: Sequence[str], app_ids: Sequence[str]) -> dict[str, Any]:
+    """``{"judgements": [{user, app_id, clicked, click_prob}]}`` over the given ids."""
+    item = {
+        "type": "object",
+        "properties": {
+            "user": {"type": "string", "enum": list(user_refs)},
+            "app_id": {"type": "string", "enum": list(app_ids)},
+            "clicked": {"type": "boolean"},
+            "click_prob": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "required": ["user", "app_id", "clicked", "click_prob"],
+        "additionalProperties": False,
+    }
+    n = len(user_refs) * len(app_ids)
+    return {
+        "type": "object",
+        "properties": {
+            "judgements": {"type": "array", "items": item, "minItems": n, "maxItems": n}
+        },
+        "required": ["judgements"],
+        "additionalProperties": False,
+    }
+
+
+def refine_schema() -> dict[str, Any]:
+    """Chain of thought in ``reasoning``; only ``instruction`` is kept."""
+    return {
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string"},
+            "instruction": {"type": "string", "minLength": 20},
+        },
+        "required": ["reasoning", "instruction"],
+        "additionalProperties": False,
+    }
+
+
+def response_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI ``response_format`` envelope (honoured by vLLM guided decoding)."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+@dataclass
+class Validated:
+    """Items that passed, and how many were dropped for which reason."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+
+
+def _envelope(doc: Any, key: str, out: Validated) -> list[Any]:
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
+        out.dropped[BAD_ENVELOPE] += 1
+        return []
+    return doc[key]
+
+
+def _check_keys(item: Any, fields: Sequence[str]) -> str | None:
+    if not isinstance(item, dict):
+        return NOT_AN_OBJECT
+    if any(f not in item for f in fields):
+        return MISSING_FIELD
+    if any(k not in fields for k in item):
+        return EXTRA_FIELD
+    return None
+
+
+def profile_problem(item: Any, fields: Sequence[str] = S.PROFILE_FIELDS) -> str | None:
+    """The drop reason of one profile item, or None when it is valid."""
+    problem = _check_keys(item, fields)
+    if problem:
+        return problem
+    for f in fields:
+        if not isinstance(item[f], str):
+            return WRONG_TYPE
+        if item[f] not in S.VOCAB[f]:
+            return BAD_VALUE
+    return None
+
+
+def profile_key(item: dict[str, Any], fields: Sequence[str] = S.PROFILE_FIELDS) -> tuple:
+    return tuple(item[f] for f in fields)
+
+
+def validate_profiles(
+    doc: Any, *, seed_keys: Iterable[tuple] = (), fields: Sequence[str] = S.PROFILE_FIELDS
+) -> Validated:
+    """Keep schema-valid, new, non-duplicate profiles; count the rest by reason."""
+    out = Validated()
+    seeds = set(seed_keys)
+    seen: set[tuple] = set()
+    for item in _envelope(doc, "profiles", out):
+        problem = profile_problem(item, fields)
+        if problem is None:
+            key = profile_key(item, fields)
+            problem = SEED_COPY if key in seeds else DUPLICATE if key in seen else None
+            seen.add(key)
+        if problem:
+            out.dropped[problem] += 1
+        else:
+            out.items.append({f: item[f] for f in fields})
+    return out
+
+
+def _click_problem(item: Any, users: set[str], apps: set[str]) -> str | None:
+    problem = _check_keys(item, ("user", "app_id", "clicked", "click_prob"))
+    if problem:
+        return problem
+    prob = item["click_prob"]
+    if not isinstance(item["user"], str) or not isinstance(item["app_id"], str):
+        return WRONG_TYPE
+    if not isinstance(item["clicked"], bool):
+        return WRONG_TYPE
+    if isinstance(prob, bool) or not isinstance(prob, int | float):
+        return WRONG_TYPE
+    if not math.isfinite(prob) or not 0.0 <= prob <= 1.0:
+        return OUT_OF_RANGE
+    if item["user"] not in users:
+        return UNKNOWN_USER
+    if item["app_id"] not in apps:
+        return UNKNOWN_APP
+    return None
+
+
+def validate_clicks(doc: Any, user_refs: Sequence[str], app_ids: Sequence[str]) -> Validated:
+    """Keep one valid judgement per asked (user, app) pair; count the rest and the gaps."""
+    out = Validated()
+    users, apps = set(user_refs), set(app_ids)
+    seen: set[tuple[str, str]] = set()
+    for item in _envelope(doc, "judgements", out):
+        problem = _click_problem(item, users, apps)
+        if problem is None and (item["user"], item["app_id"]) in seen:
+            problem = DUPLICATE
+        if problem:
+            out.dropped[problem] += 1
+            continue
+        seen.add((item["user"], item["app_id"]))
+        out.items.append(
+            {
+                "user": item["user"],
+                "app_id": item["app_id"],
+                "clicked": int(item["clicked"]),
+                "click_prob": float(item["click_prob"]),
+            }
+        )
+    missing = len(users) * len(apps) - len(seen)
+    if missing > 0:
+        out.dropped[MISSING_JUDGEMENT] += missing
+    return out
