@@ -16,6 +16,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from configs.stage1 import ClusterSettings, SampleSettings
+from configs.weights import AlignSettings, WeightsSettings
+from configs.llm import LLMSettings, SynthesizeSettings
+from configs.submit import SubmitSettings
+from configs.evaluation import EvaluateSettings
+from configs.orchestration import OrchestrationSettings
+from configs.recmodel import InteractionSettings, RecmodelSettings
 from jobs.errors import ConfigError
 
 WAREHOUSE_ENV = "COLDSTART_WAREHOUSE"
@@ -95,6 +102,17 @@ class Settings(_Strict):
     io: IOSettings = IOSettings()
     tables: TableSettings = TableSettings()
     simulate: SimulateSettings = SimulateSettings()
+    recmodel: RecmodelSettings = RecmodelSettings()
+    interactions: InteractionSettings = InteractionSettings()
+    llm: LLMSettings = LLMSettings()
+    synthesize: SynthesizeSettings = SynthesizeSettings()
+    weights: WeightsSettings = WeightsSettings()
+    align: AlignSettings = AlignSettings()
+    sample: SampleSettings = SampleSettings()
+    cluster: ClusterSettings = ClusterSettings()
+    submit: SubmitSettings = SubmitSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
     # Where the file came from, for messages; not a YAML key.
     source: str = Field(default="<defaults>", exclude=True)
 

@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 MOVIELENS_DIR = SHARED_DATA / "ml-100k"
 
+pytest_plugins = ["tests.cluster_fixture"]
+
 
 @pytest.fixture(scope="session")
 def spark():

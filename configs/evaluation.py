@@ -1,0 +1,72 @@
+"""Config of ``coldstart evaluate`` (``evaluate:``): sizes that keep the paper-style
+evaluation bounded on a laptop.
+
+Its own module so the evaluation area owns its keys; ``Settings`` gains one
+field. Everything the evaluation trains or fits runs on bounded pandas frames
+(MovieLens-100K, a simulated day of modest size), so every size is a cap.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ARMS: tuple[str, ...] = (
+    "original",
+    "samplellm",
+    "no_cs",
+    "no_is",
+    "no_llm",
+    "gaussian_copula",
+    "ctgan",
+    "tvae",
+)
+Arm = Literal[
+    "original", "samplellm", "no_cs", "no_is", "no_llm", "gaussian_copula", "ctgan", "tvae"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvaluateSettings(_Strict):
+    """Splits, repeats, synthetic share and the caps of every bounded step."""
+
+    arms: tuple[Arm, ...] = ARMS
+    # Downstream DNN trainings per arm and setting (different seeds); paper: 10.
+    repeats: int = Field(default=10, ge=2)
+    # Synthetic rows = this share of the real training rows (paper: 10%).
+    synthetic_fraction: float = Field(default=0.1, gt=0, le=1)
+    seed: int = 2025
+    # Simulated day used by ``--dataset simulator`` without ``--path``.
+    sim_rows: int = Field(default=40_000, ge=1_000)
+    # Cold-start share of impressions in that day: enough held-out cold
+    # impressions for a cold-start AUC (the production default is 0.2%).
+    sim_cold_impression_share: float = Field(default=0.25, gt=0, lt=0.5)
+    # Rows read from a dataset at most (a seeded sample beyond that).
+    max_rows: int = Field(default=120_000, ge=1_000)
+    # MovieLens: movies with at most this many ratings are cold-start.
+    movielens_cold_max_ratings: int = Field(default=20, ge=1)
+    # Stage 1 with the LLM endpoint: clusters for exemplars (capped by users).
+    cluster_k: int = Field(default=50, ge=2)
+    exemplars_per_request: int = Field(default=5, ge=1)
+    rows_per_request: int = Field(default=5, ge=1)
+    items_per_click_request: int = Field(default=8, ge=1)
+    # SDV baselines: rows they are fitted on and epochs of CTGAN / TVAE.
+    sdv_max_rows: int = Field(default=5_000, ge=100)
+    sdv_epochs: int = Field(default=50, ge=1)
+    # Hessian grouping threshold for stage 2 in the evaluation.
+    gamma: float = Field(default=0.5, gt=0, le=1)
+    # Bounded samples for the similarity, privacy and picture steps.
+    quality_max_rows: int = Field(default=2_000, ge=50)
+    dcr_max_rows: int = Field(default=2_000, ge=10)
+    tsne_points: int = Field(default=400, ge=20)
+    # Downstream model training.
+    epochs: int = Field(default=6, ge=1)
+    batch_size: int = Field(default=512, ge=16)
+    # torch threads of the small downstream DNN; 1 avoids spinning threads on shared cores.
+    threads: int | None = Field(default=1, ge=1)
+    # Where ``coldstart evaluate`` writes run folders without ``--out``.
+    runs_dir: str = "./runs/evaluate"
