@@ -16,13 +16,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from configs.stage1 import ClusterSettings, SampleSettings
-from configs.weights import AlignSettings, WeightsSettings
-from configs.llm import LLMSettings, SynthesizeSettings
-from configs.submit import SubmitSettings
 from configs.evaluation import EvaluateSettings
+from configs.llm import LLMSettings, SynthesizeSettings
 from configs.orchestration import OrchestrationSettings
 from configs.recmodel import InteractionSettings, RecmodelSettings
+from configs.stage1 import ClusterSettings, SampleSettings
+from configs.submit import SubmitSettings
+from configs.weights import AlignSettings, WeightsSettings
 from jobs.errors import ConfigError
 
 WAREHOUSE_ENV = "COLDSTART_WAREHOUSE"

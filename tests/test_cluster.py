@@ -1,0 +1,111 @@
+"""User profiles, the KMeans pipeline, k shrinking, and the cluster job's tables."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from configs.stage1 import ClusterSettings
+from jobs import schema as S
+from jobs.cli import main as cli_main
+from jobs.cluster import CLICKS, IMPRESSIONS, TOP_CATEGORY, cluster_day, model_path, user_profiles
+from jobs.sample import SAMPLE_WEIGHT
+from jobs.tables import read_table, table_exists, write_partition
+
+DS = "2026-11-23"
+PROFILE = {f: S.VOCAB[f][0] for f in S.PROFILE_FIELDS}
+
+
+def _row(user: str, category: str | None, clicked: int, weight: float, **profile: str | None):
+    values = {**PROFILE, **profile}
+    return (user, *[values[f] for f in S.PROFILE_FIELDS], category, clicked, weight)
+
+
+COLUMNS = [S.USER_ID, *S.PROFILE_FIELDS, S.CATEGORY, S.CLICKED, SAMPLE_WEIGHT]
+
+
+@pytest.fixture(scope="module")
+def small_day(spark):
+    """Six users: one with a single impression, a null gender, an unseen OS."""
+    rows = [
+        _row("a", "games", 1, 1.0),
+        _row("a", "games", 1, 1.0),
+        _row("a", "social", 0, 4.0),
+        _row("b", "music", 0, 4.0, gender=None),
+        _row("c", "unheard-of", 1, 1.0, os="symbian"),
+        _row("d", "video", 0, 4.0, age_band="65+"),
+        _row("d", "video", 1, 1.0, age_band="65+"),
+        _row("e", "tools", 1, 1.0, interest="tools"),
+        _row("f", "travel", 0, 4.0, device="tablet"),
+    ]
+    return spark.createDataFrame(rows, COLUMNS)
+
+
+def test_user_profiles__one_row_per_user_weighted_counts(small_day):
+    profiles = {r[S.USER_ID]: r for r in user_profiles(small_day).collect()}
+    assert sorted(profiles) == ["a", "b", "c", "d", "e", "f"]
+    a, b, c = profiles["a"], profiles["b"], profiles["c"]
+    assert (a[IMPRESSIONS], a[CLICKS], a[TOP_CATEGORY]) == (6, 2, "games")
+    assert a["ctr"] == pytest.approx(2 / 6)
+    assert (b[IMPRESSIONS], b[CLICKS], b[TOP_CATEGORY], b[S.GENDER]) == (4, 0, None, None)
+    # An unseen category counts in the totals, not as a top category.
+    assert (c[IMPRESSIONS], c[CLICKS], c[TOP_CATEGORY]) == (1, 1, None)
+
+
+def test_cluster_day__k_shrinks_and_odd_values_never_crash(small_day, caplog):
+    cfg = ClusterSettings(k=1000, seeds_total=4, max_iter=5)
+    profiles = user_profiles(small_day).cache()
+    with caplog.at_level(logging.WARNING, logger="jobs.cluster"):
+        result = cluster_day(profiles, cfg)
+    assert result.figures["k"] == 6 and result.figures["k_configured"] == 1000
+    assert "shrinking k to 6" in caplog.text
+    clusters = result.clusters.collect()
+    assert sorted(r[S.USER_ID] for r in clusters) == ["a", "b", "c", "d", "e", "f"]
+    sizes = {}
+    for r in clusters:
+        sizes[r[S.CLUSTER_ID]] = sizes.get(r[S.CLUSTER_ID], 0) + 1
+    assert all(r[S.CLUSTER_SIZE] == sizes[r[S.CLUSTER_ID]] for r in clusters)
+    seeds = result.seeds.collect()
+    # seeds_total 4 < non-empty clusters: one seed per cluster wins.
+    assert sorted(r[S.CLUSTER_ID] for r in seeds) == sorted(sizes)
+    result.assigned.unpersist()
+    profiles.unpersist()
+
+
+@pytest.fixture()
+def small_config(tmp_path: Path) -> str:
+    path = tmp_path / "stage1.yaml"
+    path.write_text("cluster:\n  k: 12\n  seeds_total: 40\n  max_iter: 5\n")
+    return str(path)
+
+
+def test_cluster_main__tables_contract_and_rerun_idempotent(spark, settings, small_config):
+    assert cli_main(["simulate", "--ds", DS, "--rows", "3000", "--config", small_config]) == 0
+    assert cli_main(["sample", "--ds", DS, "--config", small_config]) == 0
+    for _ in range(2):
+        assert cli_main(["cluster", "--ds", DS, "--config", small_config]) == 0
+    sampled = read_table(spark, settings.table_path(settings.tables.sampled_logs), DS)
+    users = sampled.select(S.USER_ID).distinct().count()
+    clusters = read_table(spark, settings.table_path(settings.tables.user_clusters), DS)
+    seeds = read_table(spark, settings.table_path(settings.tables.seeds), DS)
+    assert clusters.count() == users == clusters.select(S.USER_ID).distinct().count()
+    assert dict(clusters.dtypes)[S.CLUSTER_ID] == "int"
+    assert dict(clusters.dtypes)[S.CLUSTER_SIZE] == "bigint"
+    assert seeds.count() == 40
+    assert seeds.select(S.CLUSTER_ID).distinct().count() == 12
+    want = [S.USER_ID, S.CLUSTER_ID, S.CLUSTER_SIZE, *S.PROFILE_FIELDS]
+    want += [IMPRESSIONS, CLICKS, TOP_CATEGORY, S.DS]
+    assert seeds.columns == want
+    assert Path(model_path(settings.warehouse, DS), "metadata").is_dir()
+
+
+def test_cluster_main__empty_day_fails_cleanly_nothing_written(spark, settings, small_day, capsys):
+    sampled = settings.table_path(settings.tables.sampled_logs)
+    write_partition(small_day, sampled, "2026-11-22")
+    assert cli_main(["cluster", "--ds", DS]) == 1
+    assert f"stage/sampled_logs: no rows for ds={DS}" in capsys.readouterr().err
+    for table in (settings.tables.user_clusters, settings.tables.seeds):
+        assert not table_exists(spark, settings.table_path(table))
+    assert not Path(model_path(settings.warehouse, DS)).exists()
