@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from configs.settings import SparkSettings
@@ -70,6 +71,9 @@ def get_spark(settings: SparkSettings) -> SparkSession:
             if not explicit.contains(key):
                 spark.conf.set(key, value)
         return spark
+    # Executors must run this interpreter (pandas UDFs need this venv's
+    # packages), even when the venv was not activated.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = builder.master(settings.master)
     for key, value in local_conf(settings).items():
         builder = builder.config(key, value)
