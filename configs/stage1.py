@@ -63,3 +63,7 @@ class ClusterSettings(_Strict):
     # so the realised total is max(seeds_total, non-empty clusters)).
     seeds_total: int = Field(default=2_000, ge=1)
     seed: int = 11
+    # Profiles are hash-partitioned into exactly this many sorted partitions
+    # before the fit: KMeans' init samples per partition, so a fixed layout
+    # gives the same clusters on a laptop and on any cluster.
+    fit_partitions: int = Field(default=8, ge=1)

@@ -258,8 +258,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer, run = settings.io.delta_writer, RunLog("cluster", args.ds)
     spark = get_spark(settings.spark)
     src = settings.table_path(settings.tables.sampled_logs)
-    # Cached: the count, the fit's passes and the assignment all read it.
-    profiles = user_profiles(read_day(spark, src, args.ds, writer)).persist()
+    # A fixed, sorted layout makes the fit independent of the executor count;
+    # cached because the count, the fit's passes and the assignment all read it.
+    profiles = (
+        user_profiles(read_day(spark, src, args.ds, writer))
+        .repartition(settings.cluster.fit_partitions, S.USER_ID)
+        .sortWithinPartitions(S.USER_ID)
+        .persist()
+    )
     try:
         result = cluster_day(profiles, settings.cluster)
         steps: dict[str, Any] = {}

@@ -158,7 +158,10 @@ CHAIN: tuple[Stage, ...] = (
     Stage("sample", ("--ds", DS), ("sampled_logs",)),
     Stage("cluster", ("--ds", DS), ("user_clusters", "seeds")),
     Stage("synthesize", ("--ds", DS), ("synthetic_raw",)),
-    Stage("weights", ("--ds", DS), ("weighted_synthetic",)),
+    # weights is not in the chain yet: it needs a published model.feature_groups
+    # row (train + interactions) and label models fitted on a row order that is
+    # the same on both sides; until then the cluster run is compared up to
+    # stage.synthetic_raw (open item of issue 9).
 )
 
 
