@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from configs.orchestration import DAILY_STAGES
+from jobs.cli import COMMANDS
 from jobs.errors import ColdstartError, InputError
 
 if TYPE_CHECKING:
@@ -46,12 +47,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Stages that are a job module of their own (run as ``coldstart <job> --ds D``).
+# Stages that are a job module of their own (run as ``coldstart <job> --ds D``);
+# the module names come from the CLI's registry so the two never drift apart.
 JOB_STAGES: dict[str, str] = {
-    "sample": "jobs.sample",
-    "cluster": "jobs.cluster",
-    "synthesize": "jobs.synthesize",
-    "weights": "jobs.weights",
+    name: COMMANDS[name][0] for name in ("sample", "cluster", "synthesize", "weights")
 }
 
 
