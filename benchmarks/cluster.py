@@ -5,7 +5,9 @@
 
 Prints one JSON object:
 
-* ``stages``: each daily stage (``--stages``, default simulate,sample,cluster)
+* ``stages``: each daily stage (``--stages``, default the whole chain
+  simulate,sample,cluster,synthesize,weights; ``weights`` reads one
+  published feature-groups row, the weekly job's product)
   submitted with ``spark-submit`` exactly as ``coldstart submit-cmd`` prints
   it, once to ``local[2]`` and once to the standalone cluster (master + two
   1-core workers from ``tests/cluster_fixture.py``): wall seconds of the
@@ -48,10 +50,21 @@ sys.path.insert(0, str(REPO))
 from configs.settings import Settings, load_config  # noqa: E402
 from jobs.package import ensure_artifact  # noqa: E402
 from jobs.submit import spark_submit_command, submit_options  # noqa: E402
-from tests.cluster_fixture import StandaloneCluster, start_cluster  # noqa: E402
+from tests.cluster_fixture import (  # noqa: E402
+    WEEKLY_FEATURE_GROUPS,
+    StandaloneCluster,
+    publish_feature_groups,
+    start_cluster,
+)
 
 DS = "2026-11-23"
-STAGE_ARGS = {"simulate": ["--rows"], "sample": [], "cluster": [], "synthesize": []}
+STAGE_ARGS = {
+    "simulate": ["--rows"],
+    "sample": [],
+    "cluster": [],
+    "synthesize": [],
+    "weights": [],
+}
 STAGE_CONFIG = {
     "cluster": {"k": 100, "max_iter": 5, "seeds_total": 500},
     "synthesize": {"target_profiles": 50},
@@ -155,6 +168,9 @@ def stage_timings(
     results: dict[str, dict[str, Any]] = {s: {"stage": s} for s in stages}
     for where, master in (("local", "local[2]"), ("cluster", cluster.master_url)):
         settings = write_config(work / where, work / where / "warehouse", "2g")
+        if "weights" in stages:  # it reads the weekly job's feature groups
+            fg = settings.table_path(settings.tables.feature_groups)
+            publish_feature_groups([Path(fg)], WEEKLY_FEATURE_GROUPS)
         for stage in stages:
             extra = [str(rows)] if STAGE_ARGS[stage] else []
             args = ["--ds", DS, *STAGE_ARGS[stage], *extra]
@@ -206,7 +222,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="simulated day size")
     parser.add_argument("--write-rows", default="1000000,4000000", help="write-path sizes")
-    parser.add_argument("--stages", default="simulate,sample,cluster")
+    parser.add_argument("--stages", default="simulate,sample,cluster,synthesize,weights")
     parser.add_argument("--skip-stages", action="store_true", help="only the write path")
     args = parser.parse_args()
     sizes = [int(x) for x in args.write_rows.split(",") if x]

@@ -149,12 +149,18 @@ def _resolve_warehouse(raw: str) -> str:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Load and validate a YAML config; raise ``ConfigError`` naming file and key."""
+    """Load and validate a YAML config; raise ``ConfigError`` naming file and key.
+
+    Without ``path`` the packaged ``configs/local.yaml`` is read through
+    ``importlib.resources``, so it also loads when ``configs`` is imported from
+    the ``--py-files`` zip (a spark-submitted driver), where it is no file.
+    """
+    cfg_file = Path(path) if path is not None else resources.files("configs") / "local.yaml"
     cfg_path = Path(path) if path is not None else default_config_path()
-    if not cfg_path.is_file():
+    if not cfg_file.is_file():
         raise ConfigError(f"config {cfg_path}: file not found")
     try:
-        data = yaml.safe_load(cfg_path.read_text()) or {}
+        data = yaml.safe_load(cfg_file.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -70,13 +70,32 @@ class Stage2Output:
 def bounded_sample(
     df: DataFrame, n: int, seed: int, columns: list[str], total: int | None = None
 ) -> pd.DataFrame:
-    """At most ``n`` rows of ``columns`` as pandas (a seeded Bernoulli sample, then a cap)."""
+    """At most ``n`` rows of ``columns`` as pandas: the same rows, in the same order, for any
+    partitioning of ``df``.
+
+    Models fitted on the sample (label models, the classifier, dependence
+    tests) see their rows in this order, so a daily run on a cluster gives the
+    weights of a local run. Spark's ``sample`` + ``limit`` cannot: its draws
+    are seeded per partition and ``limit`` keeps whichever partitions come
+    first. Here a row's draw is a hash of the seed and all its hashable
+    columns (so identical feature rows of different users are drawn
+    independently); rows are kept with probability ~``1.2 n / total``, and
+    the ``n`` smallest hashes among them are returned in hash order (a top-k,
+    not a sort of the day).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
+
     total = df.count() if total is None else total
     frac = min(1.0, 1.2 * n / max(total, 1))
-    part = df.select(*columns)
+    hashable = [f.name for f in df.schema.fields if not isinstance(f.dataType, MapType)]
+    h = F.xxhash64(F.lit(seed), *[F.col(c) for c in hashable])
+    part = df.select(*columns, h.alias("__draw"))
     if frac < 1.0:
-        part = part.sample(fraction=frac, seed=seed)
-    return part.limit(n).toPandas()
+        u = F.col("__draw").bitwiseAND(F.lit((1 << 53) - 1)).cast("double") / float(1 << 53)
+        part = part.where(u < frac)
+    ordered = part.orderBy("__draw", *columns).limit(n).drop("__draw")
+    return ordered.toPandas().reset_index(drop=True)
 
 
 def label_models(
@@ -112,8 +131,12 @@ def with_dependence_groups(
 ) -> tuple[list[list[str]], list[tuple]]:
     """Merge Cramer's-V-dependent fields (on a bounded real sample) into the groups."""
     fields = inputs.features
-    tokens = inputs.real.select(*[stage2.token(f, bins).alias(f) for f in fields])
-    pdf = bounded_sample(tokens, cfg.dependence_max_rows, cfg.seed, fields)
+    # Token columns are renamed so the draw still hashes each row's own values.
+    toks = [f"__tok_{i}" for i in range(len(fields))]
+    named = [stage2.token(f, bins).alias(t) for f, t in zip(fields, toks, strict=True)]
+    tokens = inputs.real.select(*inputs.real.columns, *named)
+    pdf = bounded_sample(tokens, cfg.dependence_max_rows, cfg.seed, toks)
+    pdf.columns = fields
     pairs = stage2.dependent_pairs(pdf, fields, cfg.dependence_threshold)
     return stage2.merge_groups(inputs.groups, pairs, cfg.max_group_fields), pairs
 

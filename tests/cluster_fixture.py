@@ -268,3 +268,38 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalo
 def python_executable() -> str:
     """The interpreter drivers and executors run (the venv's)."""
     return sys.executable
+
+
+# The weekly job's product the daily `weights` stage reads. The chain test and
+# benchmarks/cluster.py publish this one row in every warehouse they compare.
+WEEKLY_FEATURE_GROUPS = [["age_band", "category"], ["interest", "category"], ["device", "price"]]
+
+
+def publish_feature_groups(table_paths: list[Path], groups: list[list[str]]) -> None:
+    """Write one identical ``model.feature_groups`` row (the contract columns) to each path.
+
+    delta-rs on the driver is fine here: it is one row, the output of a weekly
+    job the daily chain only reads.
+    """
+    import datetime as dt
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from jobs import schema as S
+
+    fields = list(S.LOG_FEATURE_FIELDS)
+    zeros = [[0.0] * len(fields) for _ in fields]
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    values = ["weekly-fixture", 0.5, fields, groups, zeros, created]
+    names = ["model_version", "gamma", "fields", "groups", "interaction_matrix", "created_at"]
+    schema = pa.schema(
+        [pa.field(n, pa.float64() if n == "gamma" else pa.string(), False) for n in names]
+    )
+    row = [
+        v if n in ("model_version", "gamma", "created_at") else json.dumps(v)
+        for n, v in zip(names, values, strict=True)
+    ]
+    table = pa.table({n: [v] for n, v in zip(names, row, strict=True)}, schema=schema)
+    for path in table_paths:
+        write_deltalake(str(path), table, mode="overwrite")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,29 @@ def test_load_config__packaged_default_is_valid(warehouse: Path) -> None:
     assert isinstance(settings, Settings)
     assert settings.source == str(default_config_path())
     assert settings.warehouse == str(warehouse)  # COLDSTART_WAREHOUSE wins
+
+
+def test_load_config__packaged_default_loads_from_the_shipped_zip(tmp_path: Path) -> None:
+    # Setup: the --py-files artifact, imported by a Python whose only route to
+    # the project is that zip (as on a spark-submitted driver in cluster mode)
+    from jobs.package import build_artifact
+
+    art = build_artifact(out_dir=tmp_path / "dist")
+    code = (
+        "import configs, json; from configs.settings import load_config; s = load_config(); "
+        "print(json.dumps([configs.__file__, s.spark.master, s.source]))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(art.zip_path), "HOME": str(tmp_path)}
+    # Run
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    # Assert: the default config is read out of the zip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    where, master, source = json.loads(proc.stdout)
+    assert str(art.zip_path) in where
+    assert master == load_config().spark.master
+    assert source.endswith("local.yaml")
 
 
 def test_load_config__unknown_key_names_file_and_key(tmp_path: Path) -> None:

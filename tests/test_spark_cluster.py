@@ -30,7 +30,13 @@ from jobs.cli import main as cli_main
 from jobs.errors import TableNotFoundError
 from jobs.package import ensure_artifact
 from jobs.submit import spark_submit_command, submit_options
-from tests.cluster_fixture import REPO, StandaloneCluster, start_cluster
+from tests.cluster_fixture import (
+    REPO,
+    WEEKLY_FEATURE_GROUPS,
+    StandaloneCluster,
+    publish_feature_groups,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -40,7 +46,9 @@ SUBMIT_TIMEOUT_S = 900
 STAGE_CONFIG = {
     "cluster": {"k": 20, "max_iter": 5, "seeds_total": 100},
     "synthesize": {"target_profiles": 20},
+    "weights": {"report_max_rows": 300, "label_model_max_rows": 3000},
 }
+WEIGHT_TOL = 1e-9
 
 
 # -- helpers -----------------------------------------------------------------
@@ -109,11 +117,38 @@ def write_probe(folder: Path, name: str, body: str) -> Path:
 def assert_same_table(spark, left: str, right: str, ds: str | None) -> int:
     """Same row count and the same multiset of rows (exceptAll both ways)."""
     a, b = T.read_table(spark, left, ds), T.read_table(spark, right, ds)
-    n_left, n_right = a.count(), b.count()
-    assert n_left == n_right, f"{left}: {n_left} rows, {right}: {n_right} rows"
+    assert_frames_equal_as_multisets(a, b, left, right)
+    return a.count()
+
+
+def assert_same_weights(spark, left: str, right: str, ds: str) -> int:
+    """Same synthetic rows and columns; ``weight`` / ``log_weight`` within ``WEIGHT_TOL``.
+
+    Weights come out of floating-point sums whose order depends on the
+    partitioning, so they are compared with a tolerance; ``run_id`` is per run.
+    """
+    from pyspark.sql import functions as F
+
+    a, b = T.read_table(spark, left, ds), T.read_table(spark, right, ds)
+    exact = [c for c in a.columns if c not in ("weight", "log_weight", "run_id")]
+    assert_frames_equal_as_multisets(a.select(*exact), b.select(*exact), left, right)
+    joined = a.alias("l").join(b.alias("r"), "synth_id", "full_outer")
+    worst = joined.agg(
+        F.count("*").alias("rows"),
+        F.sum((F.col("l.weight").isNull() | F.col("r.weight").isNull()).cast("int")).alias("lone"),
+        F.max(F.abs(F.col("l.log_weight") - F.col("r.log_weight"))).alias("log_w"),
+        F.max(F.abs(F.col("l.weight") / F.col("r.weight") - 1)).alias("rel_w"),
+    ).first()
+    assert worst["lone"] == 0, f"{worst['lone']} synth_id(s) on one side only"
+    assert worst["log_w"] <= WEIGHT_TOL, f"log_weight differs by {worst['log_w']:.3g}"
+    assert worst["rel_w"] <= WEIGHT_TOL, f"weight differs by a factor 1 + {worst['rel_w']:.3g}"
+    return int(worst["rows"])
+
+
+def assert_frames_equal_as_multisets(a, b, left: str, right: str) -> None:
+    assert a.count() == b.count(), f"{left}: {a.count()} rows, {right}: {b.count()} rows"
     assert a.exceptAll(b).count() == 0, f"{left} has rows {right} lacks"
     assert b.exceptAll(a).count() == 0, f"{right} has rows {left} lacks"
-    return n_left
 
 
 # -- the fixture itself ------------------------------------------------------
@@ -158,10 +193,7 @@ CHAIN: tuple[Stage, ...] = (
     Stage("sample", ("--ds", DS), ("sampled_logs",)),
     Stage("cluster", ("--ds", DS), ("user_clusters", "seeds")),
     Stage("synthesize", ("--ds", DS), ("synthetic_raw",)),
-    # weights is not in the chain yet: it needs a published model.feature_groups
-    # row (train + interactions) and label models fitted on a row order that is
-    # the same on both sides; until then the cluster run is compared up to
-    # stage.synthetic_raw (open item of issue 9).
+    Stage("weights", ("--ds", DS), ("weighted_synthetic",)),
 )
 
 
@@ -186,6 +218,8 @@ def test_daily_chain__cluster_run_equals_local_run(
     local_cfg = write_config(tmp_path / "local-cfg", local_wh, stages=True)
     cluster_cfg = write_config(tmp_path / "cluster-cfg", cluster_wh, stages=True)
     settings = load_config(cluster_cfg)
+    rel = settings.tables.feature_groups.replace(".", "/")
+    publish_feature_groups([local_wh / rel, cluster_wh / rel], WEEKLY_FEATURE_GROUPS)
     for stage in AVAILABLE:
         cmd = spark_submit_command(stage.job, list(stage.args), settings, spark_cluster.master_url)
         submit_ok(cmd, tmp_path / "submitter")
@@ -193,7 +227,8 @@ def test_daily_chain__cluster_run_equals_local_run(
         tables = [(t, DS) for t in stage.daily_tables] + [(t, None) for t in stage.whole_tables]
         for name, ds in tables:
             rel = getattr(settings.tables, name).replace(".", "/")
-            n = assert_same_table(spark, str(local_wh / rel), str(cluster_wh / rel), ds)
+            same = assert_same_weights if stage.job == "weights" else assert_same_table
+            n = same(spark, str(local_wh / rel), str(cluster_wh / rel), ds)
             assert n > 0, f"{rel}: empty"
     truth = [
         json.loads((w / "ref/simulator_truth.json").read_text()) for w in (local_wh, cluster_wh)

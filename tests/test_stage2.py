@@ -196,3 +196,23 @@ def test_merge_groups__dependent_pairs_merged_under_cap():
     assert stage2.cramers_v(pdf, "a", "c") < 0.05
     merged = stage2.merge_groups([["a"], ["b"], ["c"], ["d"]], pairs, max_fields=2)
     assert sorted(map(sorted, merged)) == [["a", "b"], ["c"], ["d"]]
+
+
+def test_bounded_sample__same_rows_in_same_order_for_any_partitioning(spark, skewed):
+    # Setup: one frame, laid out as 1, 3 and 7 partitions in different row orders
+    from jobs.reweight import bounded_sample
+
+    real, _ = skewed
+    layouts = [real.coalesce(1), real.repartition(3, "a"), real.orderBy(F.rand(5)).repartition(7)]
+    # Run: a capped sample (Bernoulli draw + top-n), and a whole-frame "sample"
+    capped = [bounded_sample(df, 3_000, 11, ["a", "c"]) for df in layouts]
+    whole = [bounded_sample(df, 50_000, 11, ["a", "b", "c"]) for df in layouts]
+    # Assert: identical frames, row order included (models fitted on them see the same rows)
+    assert len(capped[0]) == 3_000 and len(whole[0]) == 20_000
+    for got in capped[1:]:
+        pd.testing.assert_frame_equal(got, capped[0])
+    for got in whole[1:]:
+        pd.testing.assert_frame_equal(got, whole[0])
+    # A different seed draws different rows.
+    other = bounded_sample(layouts[0], 3_000, 12, ["a", "c"])
+    assert not other["c"].reset_index(drop=True).equals(capped[0]["c"])
