@@ -106,24 +106,28 @@ WRITE_PROBE = """
 
 
 def measure(cmd: list[str], cwd: Path) -> dict[str, Any]:
-    """Run a submit; wall seconds, exit code, peak RSS of its process tree, stdout."""
+    """Run a submit; wall seconds, exit code, peak RSS of its process tree, stdout.
+
+    Output goes to files, not pipes: a pipe nobody reads while the job runs
+    fills up (64 KB of Spark logs) and blocks the job forever.
+    """
     cwd.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COLDSTART_", "SPARK_"))}
+    out_path, err_path = cwd / "submit.stdout", cwd / "submit.stderr"
     start = time.monotonic()
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    peak = 0
-    root = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(_rss(p) for p in tree))
-        except psutil.NoSuchProcess:
-            pass
-        time.sleep(0.05)
-    out, err = proc.communicate()
+    with out_path.open("w") as out_f, err_path.open("w") as err_f:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out_f, stderr=err_f, text=True)
+        peak = 0
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(_rss(p) for p in tree))
+            except psutil.NoSuchProcess:
+                pass
+            time.sleep(0.05)
     wall = time.monotonic() - start
+    out, err = out_path.read_text(), err_path.read_text()
     if proc.returncode != 0:
         log = cwd / "failed-submit.log"
         log.write_text(f"{' '.join(cmd)}\n--- stdout\n{out}\n--- stderr\n{err}")
@@ -182,17 +186,23 @@ def stage_timings(
     return list(results.values())
 
 
-def write_path(cluster: StandaloneCluster, sizes: list[int], work: Path) -> list[dict[str, Any]]:
-    """Parallel write + delta-rs commit vs driver toArrow + write_deltalake."""
+def write_path(
+    cluster: StandaloneCluster, sizes: list[int], work: Path, repeats: int
+) -> list[dict[str, Any]]:
+    """Parallel write + delta-rs commit vs driver toArrow + write_deltalake, ``repeats`` times.
+
+    The driver JVM grows its heap lazily (GC timing), so one submit's peak RSS
+    is noisy by a few hundred MB; every repeat is reported.
+    """
     probe = work / "write_probe.py"
     probe.parent.mkdir(parents=True, exist_ok=True)
     probe.write_text(textwrap.dedent(WRITE_PROBE))
     settings = write_config(work / "write", work / "write" / "warehouse", "3g")
     art = ensure_artifact()
     out = []
-    for rows in sizes:
+    for repeat, rows in ((r, n) for r in range(repeats) for n in sizes):
         for method in ("parallel", "driver_arrow"):
-            table = work / "write" / "warehouse" / f"{method}_{rows}"
+            table = work / "write" / "warehouse" / f"{method}_{rows}_{repeat}"
             opts = submit_options(settings, cluster.master_url, f"bench-{method}", art)
             res = measure([*opts, str(probe), str(table), DS, str(rows), method], work / "cwd")
             line = next(ln for ln in res["stdout"].splitlines() if ln.startswith("BENCH "))
@@ -201,6 +211,7 @@ def write_path(cluster: StandaloneCluster, sizes: list[int], work: Path) -> list
                 row := {
                     "method": method,
                     "rows": rows,
+                    "repeat": repeat,
                     "write_s": round(write_s, 2),
                     "rows_per_s": round(rows / write_s),
                     "driver_peak_rss_mb": res["peak_rss_mb"],
@@ -212,10 +223,16 @@ def write_path(cluster: StandaloneCluster, sizes: list[int], work: Path) -> list
 
 
 def rss_growth(rows: list[dict[str, Any]], method: str) -> float | None:
-    mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["rows"])
-    if len(mine) < 2:
+    """Largest peak RSS at the largest size over largest peak RSS at the smallest size."""
+    mine = [r for r in rows if r["method"] == method]
+    sizes = sorted({r["rows"] for r in mine})
+    if len(sizes) < 2:
         return None
-    return round(mine[-1]["driver_peak_rss_mb"] / mine[0]["driver_peak_rss_mb"], 2)
+
+    def worst(n: int) -> float:
+        return max(r["driver_peak_rss_mb"] for r in mine if r["rows"] == n)
+
+    return round(worst(sizes[-1]) / worst(sizes[0]), 2)
 
 
 def main() -> int:
@@ -224,6 +241,7 @@ def main() -> int:
     parser.add_argument("--write-rows", default="1000000,4000000", help="write-path sizes")
     parser.add_argument("--stages", default="simulate,sample,cluster,synthesize,weights")
     parser.add_argument("--skip-stages", action="store_true", help="only the write path")
+    parser.add_argument("--write-repeats", type=int, default=2, help="submits per size and writer")
     args = parser.parse_args()
     sizes = [int(x) for x in args.write_rows.split(",") if x]
     stages = [s for s in args.stages.split(",") if s]
@@ -237,7 +255,7 @@ def main() -> int:
         if not args.skip_stages:
             result["rows"] = args.rows
             result["stages"] = stage_timings(cluster, stages, args.rows, work / "stages")
-        result["write_path"] = write_path(cluster, sizes, work / "writes")
+        result["write_path"] = write_path(cluster, sizes, work / "writes", args.write_repeats)
     finally:
         cluster.stop()
     shutil.rmtree(work, ignore_errors=True)

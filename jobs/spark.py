@@ -62,9 +62,10 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    builder = SparkSession.builder.appName(settings.app_name)
     if under_spark_submit():
-        spark = builder.getOrCreate()
+        # No appName here: it would replace spark-submit's --name
+        # (coldstart-<job>-<ds>), which is what operators see in YARN / the UI.
+        spark = SparkSession.builder.getOrCreate()
         explicit = spark.sparkContext.getConf()
         for key, value in {**REQUIRED_CONF, **settings.conf}.items():
             # What the submitter set with --conf wins; we only fill the gaps.
@@ -74,7 +75,7 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     # Executors must run this interpreter (pandas UDFs need this venv's
     # packages), even when the venv was not activated.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = builder.master(settings.master)
+    builder = SparkSession.builder.appName(settings.app_name).master(settings.master)
     for key, value in local_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -171,6 +171,8 @@ def cold_start_apps(apps_path: str) -> frozenset[str]:
 
 def resolve_inputs(settings, weeks_ending: str) -> tuple[TrainInputs, list[str]]:
     """Sources for the window: real days (error if none), synthetic if configured."""
+    from deltalake import DeltaTable
+
     from recmodel.data import DeltaSource, delta_days
 
     rc = settings.recmodel
@@ -183,12 +185,15 @@ def resolve_inputs(settings, weeks_ending: str) -> tuple[TrainInputs, list[str]]
         )
     synthetic = None
     if rc.use_synthetic:
+        # The first weekly run precedes the first published day: no table yet is
+        # the same as no day in the window (a warning, then real rows only).
         syn_path = settings.table_path(settings.tables.weighted_synthetic)
-        syn_days = window_days(weeks_ending, delta_days(syn_path))
+        published = delta_days(syn_path) if DeltaTable.is_deltatable(syn_path) else []
+        syn_days = window_days(weeks_ending, published)
         if syn_days:
             synthetic = DeltaSource(syn_path, tuple(syn_days), weight=S.WEIGHT, holdout=False)
         else:
-            log.warning("%s: no partitions in the window; training on real rows only", syn_path)
+            log.warning("%s: no published day in the window; training on real rows only", syn_path)
     cold = cold_start_apps(settings.table_path(settings.tables.apps))
     return TrainInputs(DeltaSource(logs_path, tuple(days)), synthetic, cold), days
 

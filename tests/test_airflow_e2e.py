@@ -124,3 +124,44 @@ def test_daily_dag__airflow_dags_test_publishes_and_is_idempotent(spark, airflow
 
     _run_dag(airflow_env)
     assert _counts(settings) == first
+
+
+WEEK_DS = "2026-11-23"  # a Monday: the run trains on the 7 days ending Sunday 2026-11-22
+
+
+@pytest.mark.airflow
+@pytest.mark.slow
+def test_weekly_dag__airflow_dags_test_trains_gates_publishes_model_and_groups(
+    spark, airflow_env
+) -> None:
+    from pyspark.sql import functions as F
+
+    from jobs import simulate, weekly
+    from jobs.tables import read_table
+
+    # Setup: two simulated days in the window; a first model only has to beat chance
+    config = Path(airflow_env["COLDSTART_CONFIG"])
+    doc = yaml.safe_load(config.read_text())
+    doc["orchestration"]["gate"] = {"min_auc": 0.5}
+    config.write_text(yaml.safe_dump(doc))
+    for day in ("2026-11-21", "2026-11-22"):
+        assert simulate.main(["--config", str(config), "--ds", day, "--rows", str(ROWS)]) == 0
+    settings = load_config(config)
+    assert weekly.published(settings) is None
+
+    # Run
+    proc = _airflow(airflow_env, "dags", "test", "weekly_training", WEEK_DS, timeout=1500)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+
+    # Assert: one new version, gated and published, and its feature groups recorded
+    (version,) = weekly.versions(settings)
+    pointer = weekly.published(settings)
+    assert pointer["model_version"] == version
+    assert pointer["metrics"]["overall_auc"] >= 0.5
+    groups = read_table(spark, settings.table_path(settings.tables.feature_groups))
+    mine = groups.where(F.col("model_version") == version).collect()
+    assert len(mine) == 1
+    fields = {f for g in json.loads(mine[0]["groups"]) for f in g}
+    assert fields and fields <= set(json.loads(mine[0]["fields"]))
+    assert "gate passed" in log

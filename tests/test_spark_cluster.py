@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from jobs.cli import COMMANDS
 from jobs.cli import main as cli_main
 from jobs.errors import TableNotFoundError
 from jobs.package import ensure_artifact
+from jobs.publish import partition_rows
 from jobs.submit import spark_submit_command, submit_options
 from tests.cluster_fixture import (
     REPO,
@@ -234,6 +236,45 @@ def test_daily_chain__cluster_run_equals_local_run(
         json.loads((w / "ref/simulator_truth.json").read_text()) for w in (local_wh, cluster_wh)
     ]
     assert truth[0] == truth[1]
+
+
+# -- backfill: one spark-submit per (day, stage) to the cluster ----------------
+
+BACKFILL_DAYS = ("2026-11-01", "2026-11-02")
+
+
+def test_backfill_via_spark_submit__runs_each_day_on_the_cluster_then_skips(
+    spark_cluster: StandaloneCluster, tmp_path: Path, monkeypatch
+) -> None:
+    # Setup: two simulated days (locally); the backfill runs as a user would, in
+    # its own process and folder, submitting to the standalone master
+    warehouse = tmp_path / "wh"
+    config = write_config(tmp_path / "cfg", warehouse, stages=True)
+    monkeypatch.setenv("COLDSTART_WAREHOUSE", str(warehouse))
+    for day in BACKFILL_DAYS:
+        assert cli_main(["simulate", "--config", str(config), "--ds", day, "--rows", "5000"]) == 0
+    coldstart = str(Path(sys.executable).with_name("coldstart"))
+    argv = [coldstart, "backfill", "--config", str(config), "--start", BACKFILL_DAYS[0]]
+    argv += ["--end", BACKFILL_DAYS[-1], "--stages", "sample", "--via", "spark-submit"]
+    argv += ["--master", spark_cluster.master_url]
+    # Run
+    first = submit_ok(argv, tmp_path / "submitter")
+    second = submit_ok(argv, tmp_path / "submitter")
+    # Assert: each day's partition written by its own cluster app; the re-run skips both
+    settings = load_config(config)
+    path = settings.table_path(settings.tables.sampled_logs)
+    rows = {day: partition_rows(path, day) for day in BACKFILL_DAYS}
+    assert all(rows.values()), rows
+    names = [f"coldstart-sample-{d}" for d in BACKFILL_DAYS]
+    apps = [a["name"] for a in spark_cluster.state()["completedapps"] if a["name"] in names]
+    assert sorted(apps) == names  # one app per day, none from the re-run
+
+    def statuses(out: str) -> list[str]:
+        return re.findall(r"^2026-11-0[12]\s+sample\s+(\w+)", out, flags=re.M)
+
+    assert statuses(first.stdout) == ["ok", "ok"], first.stdout
+    assert statuses(second.stdout) == ["skipped", "skipped"], second.stdout
+    assert second.stdout.count("output exists") == 2, second.stdout
 
 
 # -- Delta commits: a driver killed before the commit changes nothing --------
