@@ -9,6 +9,7 @@ JSON-able dicts, so a pandas UDF can ship it to executors.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -97,15 +98,28 @@ class LabelModel:
         return cls(model, encoder, label, report)
 
     def click_logits(self, pdf: pd.DataFrame) -> np.ndarray:
-        """Logit of ``P(y=1 | x)`` per row (float64)."""
+        """Logit of ``P(y=1 | x)`` per row, computed in float64.
+
+        float32 kernels pick their reduction order by batch shape, so a row's
+        float32 logit moves by ~1e-7 with the rows it is batched with - and
+        the batches are Arrow batches of whatever partition the row landed
+        in. In float64 the same row scores the same (to ~1e-15) on a laptop
+        and on a cluster, which is what lets weights agree within 1e-9.
+        """
         cat, num = self.encoder.transform(pdf)
+        scorer = self._float64_model()
         out = []
-        self.model.eval()
         with torch.no_grad():
             for start in range(0, len(pdf), PREDICT_BATCH):
                 sl = slice(start, start + PREDICT_BATCH)
-                out.append(self.model(cat[sl], num[sl]).double())
+                out.append(scorer(cat[sl], num[sl].double()))
         return torch.cat(out).numpy() if out else np.zeros(0)
+
+    def _float64_model(self) -> RecallModel:
+        """A float64 copy of the trained model (made once per process)."""
+        if getattr(self, "_scorer", None) is None:
+            self._scorer = copy.deepcopy(self.model).double().eval()
+        return self._scorer
 
     def log_prob_of_label(self, pdf: pd.DataFrame) -> np.ndarray:
         """``log P(y_i | x_i)`` for each row's own label (stable log-sigmoid)."""

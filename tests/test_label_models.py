@@ -82,3 +82,25 @@ def test_label_model__one_class_and_empty_and_bad_labels_fail():
         LabelModel.fit(rows.assign(clicked=2), SPEC, "clicked", seed=1)
     with pytest.raises(InputError, match="missing column"):
         LabelModel.fit(rows.drop(columns="size"), SPEC, "clicked", seed=1)
+
+
+def test_click_logits__a_rows_score_does_not_depend_on_its_batch():
+    # Setup: a wider model (float32 GEMMs of a 256-wide layer change their
+    # reduction order with the batch shape) and rows scored three ways
+    model = LabelModel.fit(
+        _frame(2_000, 0),
+        SPEC,
+        "clicked",
+        seed=1,
+        model_cfg=ModelSettings(embedding_dim=16, hidden=(256, 128)),
+        train_cfg=TrainSettings(epochs=2, batch_size=256, lr=0.02, patience=2),
+    )
+    rows = _frame(600, 5)
+    # Run: all at once, in batches of 7 (Arrow batches of another partitioning), one by one
+    whole = model.click_logits(rows)
+    sevens = np.concatenate([model.click_logits(rows.iloc[i : i + 7]) for i in range(0, 600, 7)])
+    ones = np.concatenate([model.click_logits(rows.iloc[i : i + 1]) for i in range(100)])
+    # Assert: the same logit to float64 precision (weights are compared at 1e-9)
+    assert whole.dtype == np.float64
+    np.testing.assert_allclose(sevens, whole, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ones, whole[:100], rtol=0, atol=1e-12)
