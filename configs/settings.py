@@ -156,7 +156,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
     the ``--py-files`` zip (a spark-submitted driver), where it is no file.
     """
     cfg_file = Path(path) if path is not None else resources.files("configs") / "local.yaml"
-    cfg_path = Path(path) if path is not None else default_config_path()
+    cfg_path = str(cfg_file)
     if not cfg_file.is_file():
         raise ConfigError(f"config {cfg_path}: file not found")
     try:
@@ -170,6 +170,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(str(cfg_path), exc)) from exc
+        raise ConfigError(_format_errors(cfg_path, exc)) from exc
     warehouse = _resolve_warehouse(settings.warehouse)
-    return settings.model_copy(update={"warehouse": warehouse, "source": str(cfg_path)})
+    return settings.model_copy(update={"warehouse": warehouse, "source": cfg_path})

@@ -171,8 +171,7 @@ def cold_start_apps(apps_path: str) -> frozenset[str]:
 
 def resolve_inputs(settings, weeks_ending: str) -> tuple[TrainInputs, list[str]]:
     """Sources for the window: real days (error if none), synthetic if configured."""
-    from deltalake import DeltaTable
-
+    from jobs.errors import TableNotFoundError
     from recmodel.data import DeltaSource, delta_days
 
     rc = settings.recmodel
@@ -188,7 +187,10 @@ def resolve_inputs(settings, weeks_ending: str) -> tuple[TrainInputs, list[str]]
         # The first weekly run precedes the first published day: no table yet is
         # the same as no day in the window (a warning, then real rows only).
         syn_path = settings.table_path(settings.tables.weighted_synthetic)
-        published = delta_days(syn_path) if DeltaTable.is_deltatable(syn_path) else []
+        try:
+            published = delta_days(syn_path)
+        except TableNotFoundError:
+            published = []
         syn_days = window_days(weeks_ending, published)
         if syn_days:
             synthetic = DeltaSource(syn_path, tuple(syn_days), weight=S.WEIGHT, holdout=False)

@@ -119,8 +119,7 @@ def write_probe(folder: Path, name: str, body: str) -> Path:
 def assert_same_table(spark, left: str, right: str, ds: str | None) -> int:
     """Same row count and the same multiset of rows (exceptAll both ways)."""
     a, b = T.read_table(spark, left, ds), T.read_table(spark, right, ds)
-    assert_frames_equal_as_multisets(a, b, left, right)
-    return a.count()
+    return assert_frames_equal_as_multisets(a, b, left, right)
 
 
 def assert_same_weights(spark, left: str, right: str, ds: str) -> int:
@@ -147,10 +146,13 @@ def assert_same_weights(spark, left: str, right: str, ds: str) -> int:
     return int(worst["rows"])
 
 
-def assert_frames_equal_as_multisets(a, b, left: str, right: str) -> None:
-    assert a.count() == b.count(), f"{left}: {a.count()} rows, {right}: {b.count()} rows"
+def assert_frames_equal_as_multisets(a, b, left: str, right: str) -> int:
+    """Same row count and the same multiset of rows (exceptAll both ways); the count."""
+    n_left, n_right = a.count(), b.count()
+    assert n_left == n_right, f"{left}: {n_left} rows, {right}: {n_right} rows"
     assert a.exceptAll(b).count() == 0, f"{left} has rows {right} lacks"
     assert b.exceptAll(a).count() == 0, f"{right} has rows {left} lacks"
+    return n_left
 
 
 # -- the fixture itself ------------------------------------------------------
