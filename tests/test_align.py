@@ -48,26 +48,18 @@ def _config(tmp_path: Path) -> str:
     return str(cfg)
 
 
+def _align(tmp_path: Path, real: str, syn: str, out: str, *extra: str) -> int:
+    """``coldstart align`` on two files with label ``y`` (``extra``: further options)."""
+    argv = ["align", "--config", _config(tmp_path), "--real", real, "--synthetic", syn]
+    return cli([*argv, "--label", "y", "--out", out, *extra])
+
+
 def test_align__string_label_csv_and_parquet_in_delta_and_report_out(
     spark, files, tmp_path, capsys
 ):
     out = tmp_path / "out"
     # Run
-    rc = cli(
-        [
-            "align",
-            "--config",
-            _config(tmp_path),
-            "--real",
-            str(files["real"]),
-            "--synthetic",
-            str(files["syn"]),
-            "--label",
-            "y",
-            "--out",
-            str(out),
-        ]
-    )
+    rc = _align(tmp_path, str(files["real"]), str(files["syn"]), str(out))
     # Assert: exit 0, paths printed, every input column + weight/log_weight
     assert rc == 0
     printed = capsys.readouterr().out
@@ -90,24 +82,15 @@ def test_align__string_label_csv_and_parquet_in_delta_and_report_out(
 
 def test_align__classifier_method_down_weights_the_over_represented_region(spark, files, tmp_path):
     out = tmp_path / "out"
-    rc = cli(
-        [
-            "align",
-            "--config",
-            _config(tmp_path),
-            "--real",
-            str(files["real"]),
-            "--synthetic",
-            str(files["syn"]),
-            "--label",
-            "y",
-            "--out",
-            str(out),
-            "--method",
-            "classifier",
-            "--resample",
-            "200",
-        ]
+    rc = _align(
+        tmp_path,
+        str(files["real"]),
+        str(files["syn"]),
+        str(out),
+        "--method",
+        "classifier",
+        "--resample",
+        "200",
     )
     assert rc == 0
     table = read_table(spark, str(out / "weighted")).toPandas()
@@ -120,21 +103,7 @@ def test_align__classifier_method_down_weights_the_over_represented_region(spark
 
 def test_align__one_label_class_skips_label_term_with_warning(spark, files, tmp_path):
     out = tmp_path / "out"
-    rc = cli(
-        [
-            "align",
-            "--config",
-            _config(tmp_path),
-            "--real",
-            str(files["real"]),
-            "--synthetic",
-            str(files["one_class"]),
-            "--label",
-            "y",
-            "--out",
-            str(out),
-        ]
-    )
+    rc = _align(tmp_path, str(files["real"]), str(files["one_class"]), str(out))
     assert rc == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["label_term"] is False
@@ -142,21 +111,7 @@ def test_align__one_label_class_skips_label_term_with_warning(spark, files, tmp_
 
 
 def test_align__missing_and_extra_columns_are_named(spark, files, tmp_path, capsys):
-    rc = cli(
-        [
-            "align",
-            "--config",
-            _config(tmp_path),
-            "--real",
-            str(files["real"]),
-            "--synthetic",
-            str(files["bad_cols"]),
-            "--label",
-            "y",
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    rc = _align(tmp_path, str(files["real"]), str(files["bad_cols"]), str(tmp_path / "o"))
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1
     assert err[-1] == (
@@ -169,37 +124,9 @@ def test_align__missing_and_extra_columns_are_named(spark, files, tmp_path, caps
 def test_align__non_binary_label_and_missing_file_fail(spark, files, tmp_path, capsys):
     real = pd.read_csv(files["real"])
     real.to_csv(tmp_path / "real_idx.csv")
-    rc = cli(
-        [
-            "align",
-            "--config",
-            _config(tmp_path),
-            "--real",
-            str(tmp_path / "real_idx.csv"),
-            "--synthetic",
-            str(files["three"]),
-            "--label",
-            "y",
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    rc = _align(tmp_path, str(tmp_path / "real_idx.csv"), str(files["three"]), str(tmp_path / "o"))
     assert rc == 1
     assert "--label 'y': expected a binary column" in capsys.readouterr().err
-    rc = cli(
-        [
-            "align",
-            "--config",
-            _config(tmp_path),
-            "--real",
-            str(tmp_path / "nope.csv"),
-            "--synthetic",
-            str(files["syn"]),
-            "--label",
-            "y",
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    rc = _align(tmp_path, str(tmp_path / "nope.csv"), str(files["syn"]), str(tmp_path / "o"))
     assert rc == 1
     assert "--real" in (err := capsys.readouterr().err) and "no such file" in err
