@@ -142,7 +142,15 @@ def run_stage(config: str, ds: str, rows: int, runs: RunLines, rss: RssMonitor) 
         "cpu_s": {"sample": round(cpu1 - cpu0, 2), "cluster_and_seeds": round(cpu2 - cpu1, 2)},
         "cluster_detail": {
             k: line.get(k)
-            for k in ("fit_s", "assign_s", "save_model_s", "write_clusters_s", "users", "k")
+            for k in (
+                "fit_s",
+                "assign_s",
+                "save_model_s",
+                "write_clusters_s",
+                "users",
+                "distinct_vectors",
+                "k",
+            )
         },
         "sampled_rows": sample_line["rows_out"],
         "dropped": sample_line["dropped"],
@@ -158,18 +166,20 @@ def run_stage(config: str, ds: str, rows: int, runs: RunLines, rss: RssMonitor) 
     }
 
 
-def _fit_with_timeout(spark, pipeline, data, timeout_s: float):
+def _fit_with_timeout(spark, cfg, data, timeout_s: float):
+    from jobs.cluster import behaviour_columns, fit_model
+
     timer = threading.Timer(timeout_s, spark.sparkContext.cancelAllJobs)
     timer.start()
     try:
-        return pipeline.fit(data)
+        return fit_model(data, cfg, behaviour_columns(settings_categories()))
     finally:
         timer.cancel()
 
 
 def compare_variants(settings, ds: str, default: str, timeout_s: float, rss: RssMonitor) -> dict:
     """Fit each KMeans variant on the same cached profiles of ``ds``; ratios vs default."""
-    from jobs.cluster import behaviour_columns, build_pipeline, training_cost, user_profiles
+    from jobs.cluster import training_cost, user_profiles
     from jobs.sample import read_day
     from jobs.spark import get_spark
 
@@ -177,14 +187,12 @@ def compare_variants(settings, ds: str, default: str, timeout_s: float, rss: Rss
     src = settings.table_path(settings.tables.sampled_logs)
     profiles = user_profiles(read_day(spark, src, ds, settings.io.delta_writer)).cache()
     users = profiles.count()
-    k = min(settings.cluster.k, users)
-    out: dict[str, Any] = {"users": users, "k": k}
+    out: dict[str, Any] = {"users": users}
     for name, change in VARIANTS.items():
         cfg = settings.cluster.model_copy(update=change)
-        pipeline = build_pipeline(cfg, k, numeric_cols=behaviour_columns(settings_categories()))
         start, cpu0 = time.monotonic(), rss.cpu_seconds()
         try:
-            model = _fit_with_timeout(spark, pipeline, profiles, timeout_s)
+            model, fit = _fit_with_timeout(spark, cfg, profiles, timeout_s)
         except Exception as exc:
             out[name] = {"fit_s": None, "error": str(exc).splitlines()[0][:200]}
             continue
@@ -194,6 +202,8 @@ def compare_variants(settings, ds: str, default: str, timeout_s: float, rss: Rss
             "cpu_s": round(rss.cpu_seconds() - cpu0, 2),
             "within_cluster_ss": training_cost(model),
             "clusters_non_empty": sum(1 for s in sizes if s > 0),
+            "k": fit["k"],
+            "distinct_vectors": fit["distinct_vectors"],
         }
         print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     profiles.unpersist()

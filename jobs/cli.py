@@ -2,18 +2,25 @@
 
 Subcommands are dispatched lazily (``jobs.<module>.main(argv)``) so that
 ``coldstart --help`` answers in well under a second without importing Spark
-or torch. A ``ColdstartError`` becomes one line on stderr and its exit code;
-anything else is a bug and keeps its traceback.
+or torch. A ``ColdstartError`` becomes one line on stderr and its exit code.
+A Spark failure (py4j / pyspark) becomes one line too: the job, the step it
+escaped from and the Java root cause, with the full trace written to a log
+file (``$COLDSTART_LOG_DIR``, default ``<tmp>/coldstart-logs``) or, with
+``--verbose`` anywhere on the command line, to the terminal. Anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import time
+import traceback
 from collections.abc import Sequence
 
-from jobs.common import setup_logging
+from jobs.common import STEP_ATTR, log_dir, setup_logging
 from jobs.errors import ColdstartError
 
 # name -> (module implementing ``main(argv)``, one-line help). Order is the
@@ -52,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``coldstart`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args
+    args = [a for a in args if a != "--verbose"]
+    if verbose:  # read by jobs.spark: the local JVM logs to the terminal too
+        os.environ["COLDSTART_VERBOSE"] = "1"
     parser = _parser()
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
@@ -73,6 +84,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ColdstartError as exc:
         print(f"coldstart {name}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        return _spark_failure(name, exc, verbose)
+
+
+def _spark_failure(name: str, exc: Exception, verbose: bool) -> int:
+    """One line for a Spark failure (full trace to a log file or ``--verbose``); re-raise others."""
+    cause = None
+    if "pyspark" in sys.modules or "py4j" in sys.modules:
+        from jobs.spark import spark_failure
+
+        cause = spark_failure(exc)
+    if cause is None:
+        raise exc
+    where = getattr(exc, STEP_ATTR, None)
+    trace = "".join(traceback.format_exception(exc))
+    if verbose:
+        print(trace, file=sys.stderr)
+        saved = "above"
+    else:
+        path = os.path.join(log_dir(), f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(trace)
+        saved = f"in {path}; --verbose prints it"
+    step_part = f" in step {where!r}" if where else ""
+    print(
+        f"coldstart {name}: error: Spark failed{step_part}: {cause} (stack trace {saved})",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

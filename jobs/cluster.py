@@ -5,9 +5,15 @@
 
 Reads ``stage.sampled_logs[ds]``, builds one profile row per user (profile
 fields + behaviour aggregates: impressions, clicks, CTR, impression and click
-shares per category), fits a Spark ML Pipeline (StringIndexer with
-handleInvalid="keep" -> OneHotEncoder -> VectorAssembler -> StandardScaler on
-the behaviour numbers -> KMeans) and writes:
+shares per category), encodes it (StringIndexer with handleInvalid="keep" ->
+OneHotEncoder -> VectorAssembler -> StandardScaler on the behaviour numbers),
+then fits KMeans on the *distinct* feature vectors, each weighted by the
+number of users that share it (``weightCol``), with k = min(k, distinct
+vectors). Why: many users share an identical profile, and KMeans' random init
+draws k rows; a draw that repeats a vector leaves fewer than k centres and the
+block solver fails (issue 15: a 300k-row day with 13,446 users). Distinct
+points cannot repeat, and identical users are far less work collapsed. Every
+user is then assigned by the fitted model. It writes:
 
 * ``<warehouse>/model/cluster_pipeline/ds=<ds>`` - the fitted PipelineModel
   (overwritten on a re-run of the same day);
@@ -17,8 +23,9 @@ the behaviour numbers -> KMeans) and writes:
 
 Behaviour counts are weighted by ``sample_weight``, so impressions and CTR
 estimate the real day, not the down-sampled one. k larger than the number of
-users shrinks to it with a warning. Only bounded data reaches the driver: the
-user count, <= k cluster sizes, and the model.
+distinct profile vectors shrinks to that number with a warning. Only bounded
+data reaches the driver: the user and vector counts, <= k cluster sizes, and
+the model.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from configs.stage1 import ClusterSettings
 from jobs import schema as S
-from jobs.common import timed
+from jobs.common import step, timed
 from jobs.sample import SAMPLE_WEIGHT, read_day, require_columns
 from jobs.seeds import apportion, cluster_sizes, pick_seeds, size_figures
 
@@ -46,6 +53,9 @@ TOP_CATEGORY = "top_category"
 CTR = "ctr"
 FEATURES = "features"
 MODEL_NAME = "cluster_pipeline"
+# Users sharing one profile vector: the KMeans weight of that vector.
+MULTIPLICITY = "_multiplicity"
+_VECTOR_KEY = "_vector"
 
 
 def behaviour_columns(categories: Sequence[str]) -> list[str]:
@@ -107,60 +117,95 @@ def user_profiles(
     return per_user.select(user_col, *profile_cols, CLICKS, *cols)
 
 
-def effective_k(k: int, n_users: int) -> int:
-    """``k`` or, when the day has fewer users, the number of users (Spark needs >= 2)."""
-    if n_users < k:
-        log.warning("k=%d > %d distinct users: shrinking k to %d", k, n_users, max(2, n_users))
-        return max(2, n_users)
+def effective_k(k: int, n_vectors: int) -> int:
+    """``k`` or, when the day has fewer distinct profile vectors, that number (>= 2).
+
+    Counting vectors, not users, is what keeps KMeans' random init from drawing
+    the same point twice: users with identical profiles collapse into one
+    weighted point, so any k points drawn are k distinct centres.
+    """
+    if n_vectors < k:
+        log.warning(
+            "k=%d > %d distinct profile vectors: shrinking k to %d", k, n_vectors, max(2, n_vectors)
+        )
+        return max(2, n_vectors)
     return k
 
 
-def build_pipeline(
-    cfg: ClusterSettings,
-    k: int,
+def build_features(
+    numeric_cols: Sequence[str],
     *,
     profile_cols: Sequence[str] = S.PROFILE_FIELDS,
-    numeric_cols: Sequence[str],
-    prediction_col: str = S.CLUSTER_ID,
 ) -> Pipeline:
-    """Encode (unseen / null categories -> their own 'unknown' slot), scale, cluster.
+    """Encode (unseen / null categories -> their own 'unknown' slot) and scale.
 
     Only the behaviour numbers are standardised; one-hot columns stay 0/1 so a
     rare profile value does not blow up into a huge coordinate.
     """
     from pyspark.ml import Pipeline
-    from pyspark.ml.clustering import BisectingKMeans, KMeans
     from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
 
     idx = [f"_idx_{i}" for i in range(len(profile_cols))]
     ohe = [f"_ohe_{i}" for i in range(len(profile_cols))]
-    stages: list[Any] = [
-        StringIndexer(inputCols=list(profile_cols), outputCols=idx, handleInvalid="keep"),
-        OneHotEncoder(inputCols=idx, outputCols=ohe, handleInvalid="keep", dropLast=False),
-        VectorAssembler(inputCols=list(numeric_cols), outputCol="_num", handleInvalid="keep"),
-        StandardScaler(inputCol="_num", outputCol="_num_scaled", withMean=True, withStd=True),
-        VectorAssembler(inputCols=[*ohe, "_num_scaled"], outputCol=FEATURES),
-    ]
+    return Pipeline(
+        stages=[
+            StringIndexer(inputCols=list(profile_cols), outputCols=idx, handleInvalid="keep"),
+            OneHotEncoder(inputCols=idx, outputCols=ohe, handleInvalid="keep", dropLast=False),
+            VectorAssembler(inputCols=list(numeric_cols), outputCol="_num", handleInvalid="keep"),
+            StandardScaler(inputCol="_num", outputCol="_num_scaled", withMean=True, withStd=True),
+            VectorAssembler(inputCols=[*ohe, "_num_scaled"], outputCol=FEATURES),
+        ]
+    )
+
+
+def build_clusterer(
+    cfg: ClusterSettings, k: int, *, n_vectors: int, prediction_col: str = S.CLUSTER_ID
+) -> Any:
+    """KMeans (or bisecting) over weighted distinct vectors (``MULTIPLICITY``).
+
+    With a single distinct vector there is nothing to split: the row solver
+    then returns one centre (the block solver needs k distinct initial points).
+    """
+    from pyspark.ml.clustering import BisectingKMeans, KMeans
+
     common = {
         "k": k,
         "maxIter": cfg.max_iter,
         "seed": cfg.seed,
         "featuresCol": FEATURES,
         "predictionCol": prediction_col,
+        "weightCol": MULTIPLICITY,
     }
     if cfg.algorithm == "bisecting":
-        stages.append(BisectingKMeans(**common))
-    else:
-        stages.append(
-            KMeans(
-                **common,
-                tol=cfg.tol,
-                initMode=cfg.init_mode,
-                initSteps=cfg.init_steps,
-                solver=cfg.solver,
-            )
-        )
-    return Pipeline(stages=stages)
+        return BisectingKMeans(**common)
+    return KMeans(
+        **common,
+        tol=cfg.tol,
+        initMode=cfg.init_mode,
+        initSteps=cfg.init_steps,
+        solver=cfg.solver if n_vectors >= k else "row",
+    )
+
+
+def distinct_vectors(featured: DataFrame, partitions: int) -> DataFrame:
+    """One row per distinct feature vector with its user count as ``MULTIPLICITY``.
+
+    Laid out in ``partitions`` hash partitions sorted by the vector, so the
+    fit sees the same rows in the same order on any cluster (KMeans' init
+    samples per partition).
+    """
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+    from pyspark.sql import functions as F
+
+    key = vector_to_array(F.col(FEATURES)).alias(_VECTOR_KEY)
+    return (
+        featured.select(key)
+        .groupBy(_VECTOR_KEY)
+        .agg(F.count(F.lit(1)).cast("double").alias(MULTIPLICITY))
+        .repartition(partitions, _VECTOR_KEY)
+        .sortWithinPartitions(_VECTOR_KEY)
+        .select(array_to_vector(F.col(_VECTOR_KEY)).alias(FEATURES), MULTIPLICITY)
+    )
 
 
 def assign_clusters(
@@ -200,6 +245,34 @@ class ClusterResult:
     figures: dict[str, Any]
 
 
+def fit_model(
+    profiles: DataFrame,
+    cfg: ClusterSettings,
+    numeric_cols: Sequence[str],
+    *,
+    profile_cols: Sequence[str] = S.PROFILE_FIELDS,
+) -> tuple[PipelineModel, dict[str, Any]]:
+    """Fit encoders + scaler on every user, then KMeans on the distinct vectors.
+
+    Returns one ``PipelineModel`` (features then clusterer) that assigns any
+    user, and the figures of the fit (k, distinct vectors, seconds).
+    """
+    from pyspark.ml import PipelineModel
+
+    figures: dict[str, Any] = {}
+    features = build_features(numeric_cols, profile_cols=profile_cols).fit(profiles)
+    points = distinct_vectors(features.transform(profiles), cfg.fit_partitions).persist()
+    try:
+        n_vectors = points.count()
+        k = effective_k(cfg.k, n_vectors)
+        with timed(figures, "fit_s"):
+            clusterer = build_clusterer(cfg, k, n_vectors=n_vectors).fit(points)
+    finally:
+        points.unpersist()
+    figures.update(k=k, distinct_vectors=n_vectors)
+    return PipelineModel(stages=[*features.stages, clusterer]), figures
+
+
 def cluster_day(
     profiles: DataFrame,
     cfg: ClusterSettings,
@@ -213,14 +286,10 @@ def cluster_day(
     ``profiles`` should be cached by the caller: the fit, the count and the
     assignment each read it.
     """
-    n_users = profiles.count()
-    k = effective_k(cfg.k, n_users)
-    pipeline = build_pipeline(
-        cfg, k, profile_cols=profile_cols, numeric_cols=behaviour_columns(categories)
-    )
+    with step("profiles"):
+        n_users = profiles.count()
+    model, fit = fit_model(profiles, cfg, behaviour_columns(categories), profile_cols=profile_cols)
     timings: dict[str, Any] = {}
-    with timed(timings, "fit_s"):
-        model = pipeline.fit(profiles)
     with timed(timings, "assign_s"):
         assigned = assign_clusters(profiles, model).persist()
         sizes = cluster_sizes(assigned)
@@ -232,10 +301,10 @@ def cluster_day(
     figures = {
         "users": n_users,
         "k_configured": cfg.k,
-        "k": k,
+        **fit,
         "within_cluster_ss": training_cost(model),
         "seeds": sum(quotas.values()),
-        **size_figures(sizes, k),
+        **size_figures(sizes, fit["k"]),
         **timings,
     }
     return ClusterResult(model, assigned, clusters, seeds, figures)

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -99,11 +99,46 @@ class RunLog:
         return line
 
 
+STEP_ATTR = "coldstart_step"
+
+
+def log_dir() -> str:
+    """Folder for stack traces and the local JVM's log (``$COLDSTART_LOG_DIR``).
+
+    Default ``<tmp>/coldstart-logs``: a terminal gets one line per failure,
+    the file gets the whole story.
+    """
+    import tempfile
+
+    folder = os.environ.get("COLDSTART_LOG_DIR") or os.path.join(
+        tempfile.gettempdir(), "coldstart-logs"
+    )
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
 @contextmanager
-def timed(figures: dict[str, Any], name: str) -> Iterator[None]:
-    """Record the wall seconds of a block into ``figures[name]``."""
-    start = time.monotonic()
+def step(name: str) -> Iterator[None]:
+    """Name the job step an exception escaped from (the innermost step wins).
+
+    The CLI puts the name into its one-line error, so "Spark failed" says
+    where: ``coldstart cluster: error: Spark failed in step 'fit': ...``.
+    """
     try:
         yield
+    except BaseException as exc:
+        if not hasattr(exc, STEP_ATTR):
+            with suppress(AttributeError, TypeError):  # exceptions with __slots__
+                setattr(exc, STEP_ATTR, name)
+        raise
+
+
+@contextmanager
+def timed(figures: dict[str, Any], name: str) -> Iterator[None]:
+    """Record the wall seconds of a block into ``figures[name]`` (and name the step)."""
+    start = time.monotonic()
+    try:
+        with step(name.removesuffix("_s")):
+            yield
     finally:
         figures[name] = round(time.monotonic() - start, 3)

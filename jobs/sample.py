@@ -170,13 +170,15 @@ def sample_figures(counts: dict[tuple[str | None, int], int]) -> dict[str, objec
 
 def read_day(spark: SparkSession, path: str, ds: str, writer: str) -> DataFrame:
     """Read one day; a missing or empty partition is an ``EmptyInputError``."""
+    from jobs.common import step
     from jobs.tables import partition_exists, read_table, table_exists
 
-    if table_exists(spark, path, writer) and not partition_exists(spark, path, ds, writer):
-        raise EmptyInputError(f"table {path}: no rows for ds={ds} (partition missing)")
-    day = read_table(spark, path, ds, writer=writer)
-    if day.isEmpty():
-        raise EmptyInputError(f"table {path}: no rows for ds={ds} (partition is empty)")
+    with step("read"):
+        if table_exists(spark, path, writer) and not partition_exists(spark, path, ds, writer):
+            raise EmptyInputError(f"table {path}: no rows for ds={ds} (partition missing)")
+        day = read_table(spark, path, ds, writer=writer)
+        if day.isEmpty():
+            raise EmptyInputError(f"table {path}: no rows for ds={ds} (partition is empty)")
     return day
 
 

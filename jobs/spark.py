@@ -48,11 +48,50 @@ def local_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.ui.enabled": "false",
         # Tiny local days should not pay for adaptive re-planning of 2 tasks.
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={jvm_log_config()}",
     }
     conf.update(REQUIRED_CONF)
     conf.update(settings.conf)
     return conf
+
+
+_LOG4J2 = """\
+status = error
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+"""
+_LOG4J2_CONSOLE = """\
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
+
+def jvm_log_config() -> str:
+    """A log4j2 file that sends the local JVM's WARN+ log to ``<log dir>/spark-<pid>.log``.
+
+    Why: a failing task logs its Java stack trace (hundreds of lines) before
+    Python sees the error; the CLI reports one line and points at the files.
+    ``--verbose`` (``COLDSTART_VERBOSE=1``) keeps the console too.
+    """
+    from jobs.common import log_dir
+
+    folder = log_dir()
+    text = _LOG4J2.format(path=os.path.join(folder, f"spark-{os.getpid()}.log"))
+    if os.environ.get("COLDSTART_VERBOSE") == "1":
+        text += _LOG4J2_CONSOLE
+    path = os.path.join(folder, f"log4j2-{os.getpid()}.properties")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
 
 
 def get_spark(settings: SparkSettings) -> SparkSession:
@@ -82,3 +121,30 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     spark.sparkContext.setLogLevel("WARN")
     log.info("spark session master=%s", spark.sparkContext.master)
     return spark
+
+
+def spark_failure(exc: BaseException) -> str | None:
+    """``"<JavaClass>: <first line of its message>"`` of a Spark failure's root cause.
+
+    None when ``exc`` did not come from Spark (py4j / pyspark). The root is the
+    innermost ``getCause()`` of the Java throwable, so "Job aborted due to
+    stage failure" becomes the executor's actual exception.
+    """
+    module = type(exc).__module__
+    if not module.startswith(("pyspark", "py4j")):
+        return None
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    if java is None:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"{type(exc).__name__}: {first}"
+    try:
+        for _ in range(50):  # a cause chain is short; never loop on a cycle
+            cause = java.getCause()
+            if cause is None or cause.equals(java):
+                break
+            java = cause
+        message = str(java.getMessage() or "").strip().splitlines()
+        return f"{java.getClass().getName()}: {message[0] if message else ''}".rstrip(": ")
+    except Exception:  # the JVM may be gone; the Python side still has a message
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"{type(exc).__name__}: {first}"

@@ -109,3 +109,88 @@ def test_cluster_main__empty_day_fails_cleanly_nothing_written(spark, settings, 
     for table in (settings.tables.user_clusters, settings.tables.seeds):
         assert not table_exists(spark, settings.table_path(table))
     assert not Path(model_path(settings.warehouse, DS)).exists()
+
+
+def _duplicated_day(spark, distinct: int, copies: int, seed: int):
+    """``distinct`` profile vectors, each shared by ``copies`` users with identical logs."""
+    import random
+
+    rng = random.Random(seed)
+    fields = list(S.PROFILE_FIELDS)
+    rows = []
+    for v in range(distinct):
+        profile = {f: rng.choice(S.VOCAB[f]) for f in fields}
+        category = S.CATEGORIES[v % len(S.CATEGORIES)]
+        clicks = v % 3
+        for c in range(copies):
+            user = f"u{v}-{c}"
+            rows.append(_row(user, category, 1, 1.0, **profile) if clicks else None)
+            rows += [_row(user, category, 0, 4.0, **profile) for _ in range(1 + v % 4)]
+    return spark.createDataFrame([r for r in rows if r is not None], COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("distinct", "copies", "k", "seed"),
+    [(24, 6, 20, 11), (40, 3, 38, 5), (60, 10, 55, 2)],
+)
+def test_cluster_day__many_identical_profiles_k_near_distinct_vectors(
+    spark, distinct, copies, k, seed
+):
+    # Setup: users collapse onto few distinct vectors, so a random draw of k
+    # users almost surely repeats a vector (the 300k-row day's crash).
+    day = _duplicated_day(spark, distinct, copies, seed)
+    profiles = user_profiles(day).cache()
+    n_vectors = profiles.drop(S.USER_ID).distinct().count()
+    cfg = ClusterSettings(k=k, seeds_total=k, max_iter=5, solver="block", seed=seed)
+
+    # Run
+    result = cluster_day(profiles, cfg)
+
+    # Assert: every user assigned, k clusters used, identical users share one.
+    rows = result.clusters.collect()
+    assert len(rows) == distinct * copies
+    assert result.figures["k"] == min(k, n_vectors)
+    assert result.figures["distinct_vectors"] == n_vectors
+    by_vector: dict[str, set[int]] = {}
+    for r in rows:
+        by_vector.setdefault(r[S.USER_ID].split("-")[0], set()).add(r[S.CLUSTER_ID])
+    assert all(len(ids) == 1 for ids in by_vector.values())
+    assert len({r[S.CLUSTER_ID] for r in rows}) == min(k, n_vectors)
+    result.assigned.unpersist()
+    profiles.unpersist()
+
+
+def test_cluster_day__every_user_identical_gives_one_cluster(spark):
+    day = _duplicated_day(spark, 1, 8, 3)
+    profiles = user_profiles(day).cache()
+    result = cluster_day(profiles, ClusterSettings(k=5, seeds_total=3, max_iter=3))
+    rows = result.clusters.collect()
+    assert len(rows) == 8 and {r[S.CLUSTER_SIZE] for r in rows} == {8}
+    assert result.figures["distinct_vectors"] == 1
+    result.assigned.unpersist()
+    profiles.unpersist()
+
+
+def test_cluster_main__spark_failure_is_one_line_with_step_and_root_cause(
+    spark, settings, small_day, capsys, tmp_path, monkeypatch
+):
+    # Setup: a real partition whose Parquet file is then corrupted on disk.
+    monkeypatch.setenv("COLDSTART_LOG_DIR", str(tmp_path / "logs"))
+    sampled = settings.table_path(settings.tables.sampled_logs)
+    write_partition(small_day, sampled, DS)
+    for part in Path(sampled).rglob("*.parquet"):
+        part.write_bytes(b"not parquet at all" * 10)
+
+    # Run
+    code = cli_main(["cluster", "--ds", DS])
+
+    # Assert: exit 1, one line naming job, step and the Java root cause; trace in a file.
+    err = capsys.readouterr().err.strip().splitlines()
+    line = next(x for x in err if x.startswith("coldstart cluster: error:"))
+    assert code == 1
+    assert "Spark failed in step 'read':" in line
+    assert "Exception" in line.split("step 'read':")[1]
+    assert not any(x.lstrip().startswith("at org.apache") for x in err)
+    logs = list((tmp_path / "logs").glob("cluster-*.log"))
+    assert len(logs) == 1 and "Traceback" in logs[0].read_text()
+    assert str(logs[0]) in line
