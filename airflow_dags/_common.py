@@ -134,10 +134,10 @@ class _SubprocessMixin:
 
 
 class ColdstartStageOperator(_SubprocessMixin, BaseOperator):
-    """spark-submit one daily stage of ``jobs/daily.py`` for one ``ds``.
+    """spark-submit one daily stage of ``jobs/orchestration/daily.py`` for one ``ds``.
 
-    The command comes from ``jobs.daily.stage_command`` (built on
-    ``jobs.submit.spark_submit_command``: the ``--py-files`` artifact, the
+    The command comes from ``jobs.orchestration.daily.stage_command`` (built on
+    ``jobs.platform.submit.spark_submit_command``: the ``--py-files`` artifact, the
     config file, the resolved warehouse). Returns (XCom) the table name and
     partition key it wrote, never data.
     """
@@ -152,7 +152,7 @@ class ColdstartStageOperator(_SubprocessMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, str]:
         from configs.settings import load_config
-        from jobs.daily import derived_config, stage_command, stage_output
+        from jobs.orchestration.daily import derived_config, stage_command, stage_output
 
         settings = load_settings()
         env: dict[str, str] = {}
@@ -184,7 +184,7 @@ class DeltaPartitionSensor(BaseSensorOperator):
         self.ds = ds
 
     def poke(self, context: Any) -> bool:
-        from jobs.publish import partition_rows
+        from jobs.orchestration.publish import partition_rows
 
         settings = load_settings()
         path = settings.table_path(self.table)
@@ -220,9 +220,9 @@ class ColdstartJobOperator(_SubprocessMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, str]:
         from configs.settings import load_config
-        from jobs import weekly
-        from jobs.daily import derived_config, pinned_artifact
-        from jobs.submit import spark_submit_command
+        from jobs.orchestration import weekly
+        from jobs.orchestration.daily import derived_config, pinned_artifact
+        from jobs.platform.submit import spark_submit_command
 
         settings = load_settings()
         if self.config_overrides:
@@ -252,8 +252,8 @@ class ModelGateOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from jobs import weekly
-        from jobs.errors import ValidationFailedError
+        from jobs.orchestration import weekly
+        from jobs.platform.errors import ValidationFailedError
 
         try:
             result = weekly.check_gate(load_settings(), self.model_version)
@@ -273,7 +273,7 @@ class PublishModelOperator(BaseOperator):
         self.model_version = model_version
 
     def execute(self, context: Any) -> dict[str, str]:
-        from jobs import weekly
+        from jobs.orchestration import weekly
 
         path = weekly.publish(load_settings(), self.model_version)
         self.log.info("published model %s (%s)", self.model_version, path)

@@ -39,8 +39,8 @@ METHODS = ("samplellm", "samplellm+dep", "classifier", "hybrid")
 
 def simulator(spark, rows: int) -> tuple[pd.DataFrame, dict]:
     from configs.settings import SimulateSettings
-    from jobs import schema as S
-    from jobs import simulate as sim
+    from jobs.platform import schema as S
+    from jobs.sources import simulate as sim
 
     cfg = SimulateSettings(rows=rows, seed=42)
     plan = sim.make_plan(cfg, rows)
@@ -59,8 +59,8 @@ def simulator(spark, rows: int) -> tuple[pd.DataFrame, dict]:
 
 
 def movielens(spark, path: str) -> tuple[pd.DataFrame, dict]:
-    from jobs import schema as S
-    from jobs.movielens import ML_FEATURE_FIELDS, OCCUPATION, load_movielens
+    from jobs.platform import schema as S
+    from jobs.sources.movielens import ML_FEATURE_FIELDS, OCCUPATION, load_movielens
 
     pdf = load_movielens(spark, path).select(*ML_FEATURE_FIELDS, S.CLICKED).toPandas()
     spec = {
@@ -74,7 +74,7 @@ def movielens(spark, path: str) -> tuple[pd.DataFrame, dict]:
 
 
 def strongest_pair(pdf: pd.DataFrame, cats: list[str]) -> tuple[str, str, float]:
-    from jobs.stage2 import cramers_v
+    from jobs.stage2.transforms import cramers_v
 
     best = max(
         ((a, b, cramers_v(pdf, a, b)) for i, a in enumerate(cats) for b in cats[i + 1 :]),
@@ -112,7 +112,7 @@ def distances(real: pd.DataFrame, syn: pd.DataFrame, w: np.ndarray, spec, pair) 
 
 def run_method(spark, real, syn, spec, groups, method: str, seed: int) -> tuple[dict, float, str]:
     from configs.weights import WeightsSettings
-    from jobs.reweight import Stage2Inputs, run_stage2
+    from jobs.stage2.reweight import Stage2Inputs, run_stage2
 
     cfg = WeightsSettings(seed=seed, dependence_grouping=method == "samplellm+dep")
     base = method.split("+")[0]
@@ -190,7 +190,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     from configs.settings import SparkSettings
-    from jobs.spark import get_spark
+    from jobs.platform.spark import get_spark
 
     spark = get_spark(SparkSettings(master="local[2]", driver_memory="4g", shuffle_partitions=4))
     methods = [m for m in args.methods.split(",") if m]

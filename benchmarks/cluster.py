@@ -13,7 +13,7 @@ Prints one JSON object:
   1-core workers from ``tests/cluster_fixture.py``): wall seconds of the
   whole submit (JVM start included, for both) and cluster / local.
 * ``write_path``: for each row count, one submit per writer to the cluster:
-  ``parallel`` (``jobs.tables.write_partition``: executors write Parquet, the
+  ``parallel`` (``jobs.platform.tables.write_partition``: executors write Parquet, the
   driver commits the files with delta-rs) and ``driver_arrow``
   (``df.toArrow()`` + ``deltalake.write_deltalake`` on the driver). Rows/s is
   measured around the write only; ``driver_peak_rss_mb`` is the peak summed
@@ -48,8 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from configs.settings import Settings, load_config  # noqa: E402
-from jobs.package import ensure_artifact  # noqa: E402
-from jobs.submit import spark_submit_command, submit_options  # noqa: E402
+from jobs.platform.package import ensure_artifact  # noqa: E402
+from jobs.platform.submit import spark_submit_command, submit_options  # noqa: E402
 from tests.cluster_fixture import (  # noqa: E402
     WEEKLY_FEATURE_GROUPS,
     StandaloneCluster,
@@ -73,8 +73,8 @@ STAGE_CONFIG = {
 WRITE_PROBE = """
     import json, sys, time
     from configs.settings import SparkSettings
-    from jobs.spark import get_spark
-    from jobs import schema as S
+    from jobs.platform.spark import get_spark
+    from jobs.platform import schema as S
 
     path, ds, rows, method = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     spark = get_spark(SparkSettings())
@@ -94,7 +94,7 @@ WRITE_PROBE = """
     df = spark.range(0, rows, numPartitions=max(4, rows // 250_000)).selectExpr(*exprs)
     start = time.monotonic()
     if method == "parallel":
-        from jobs.tables import write_partition
+        from jobs.platform.tables import write_partition
         write_partition(df, path, ds, writer="delta-rs")
     else:
         from deltalake import write_deltalake

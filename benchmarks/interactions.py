@@ -83,8 +83,8 @@ def training_figures(train_rows: int, seed: int) -> dict:
     """Rows/s of the weekly trainer on one simulated day streamed from Delta."""
     from configs.recmodel import TrainSettings
     from configs.settings import load_config
-    from jobs import simulate
-    from jobs.train import check_window, resolve_inputs, train_window
+    from jobs.model.train import check_window, resolve_inputs, train_window
+    from jobs.sources import simulate
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["COLDSTART_WAREHOUSE"] = tmp

@@ -28,7 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs import schema as S
+from jobs.platform import schema as S
 from llm_client import prompts, schemas
 from llm_client.cache import request_hash
 from llm_client.client import ClientConfig, LLMClient, LLMRequest

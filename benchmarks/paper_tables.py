@@ -70,8 +70,8 @@ def _tables(markdown: str) -> str:
 
 
 def main() -> int:
-    from jobs.common import setup_logging
-    from jobs.evaluate import evaluate, parse_arms
+    from jobs.evaluation.evaluate import evaluate, parse_arms
+    from jobs.platform.common import setup_logging
 
     args = _parser().parse_args()
     setup_logging()

@@ -120,7 +120,8 @@ def _timed_main(module: Any, argv: list[str]) -> float:
 
 def run_stage(config: str, ds: str, rows: int, runs: RunLines, rss: RssMonitor) -> dict:
     """Simulate ``rows`` for ``ds`` (untimed), then time sample and cluster + seeds."""
-    from jobs import cluster, sample, simulate
+    from jobs.sources import simulate
+    from jobs.stage1 import cluster, sample
 
     generate_s = _timed_main(simulate, ["--ds", ds, "--rows", str(rows), "--config", config])
     rss.take_peak_mb()
@@ -167,7 +168,7 @@ def run_stage(config: str, ds: str, rows: int, runs: RunLines, rss: RssMonitor) 
 
 
 def _fit_with_timeout(spark, cfg, data, timeout_s: float):
-    from jobs.cluster import behaviour_columns, fit_model
+    from jobs.stage1.cluster import behaviour_columns, fit_model
 
     timer = threading.Timer(timeout_s, spark.sparkContext.cancelAllJobs)
     timer.start()
@@ -179,9 +180,9 @@ def _fit_with_timeout(spark, cfg, data, timeout_s: float):
 
 def compare_variants(settings, ds: str, default: str, timeout_s: float, rss: RssMonitor) -> dict:
     """Fit each KMeans variant on the same cached profiles of ``ds``; ratios vs default."""
-    from jobs.cluster import training_cost, user_profiles
-    from jobs.sample import read_day
-    from jobs.spark import get_spark
+    from jobs.platform.spark import get_spark
+    from jobs.stage1.cluster import training_cost, user_profiles
+    from jobs.stage1.sample import read_day
 
     spark = get_spark(settings.spark)
     src = settings.table_path(settings.tables.sampled_logs)
@@ -215,7 +216,7 @@ def compare_variants(settings, ds: str, default: str, timeout_s: float, rss: Rss
 
 
 def settings_categories() -> tuple[str, ...]:
-    from jobs.schema import CATEGORIES
+    from jobs.platform.schema import CATEGORIES
 
     return CATEGORIES
 
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     json_out = _stdout_for_json()
     from configs.settings import load_config
-    from jobs.common import setup_logging
+    from jobs.platform.common import setup_logging
 
     setup_logging(os.environ.get("COLDSTART_LOG_LEVEL", "INFO"))
     tmp = Path(tempfile.mkdtemp(prefix="stage1-bench-"))

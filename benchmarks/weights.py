@@ -40,7 +40,7 @@ def make_rows(spark, n: int, seed: int, skew: float):
     """n rows; field i has 3 + 2i values, drawn with a skew-tilted distribution."""
     from pyspark.sql import functions as F
 
-    from jobs.simulate import uniform
+    from jobs.platform.hashing import uniform
 
     cols = []
     for i, f in enumerate(CATS):
@@ -53,8 +53,8 @@ def make_rows(spark, n: int, seed: int, skew: float):
 
 
 def spark_run(spark, real, syn, out: str) -> dict:
-    from jobs import stage2
-    from jobs.tables import write_partition
+    from jobs.platform.tables import write_partition
+    from jobs.stage2 import transforms as stage2
 
     t0 = time.monotonic()
     bins = stage2.fit_bins(real, NUMS, 10)
@@ -112,8 +112,8 @@ def main() -> int:
     parser.add_argument("--master", default="local[2]")
     args = parser.parse_args()
     from configs.settings import SparkSettings
-    from jobs import stage2
-    from jobs.spark import get_spark
+    from jobs.platform.spark import get_spark
+    from jobs.stage2 import transforms as stage2
 
     spark = get_spark(SparkSettings(master=args.master, driver_memory="4g", shuffle_partitions=8))
     load_before = os.getloadavg()

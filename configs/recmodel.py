@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobs import schema as S
+from jobs.platform import schema as S
 
 
 class _Strict(BaseModel):

@@ -23,7 +23,7 @@ from configs.recmodel import InteractionSettings, RecmodelSettings
 from configs.stage1 import ClusterSettings, SampleSettings
 from configs.submit import SubmitSettings
 from configs.weights import AlignSettings, WeightsSettings
-from jobs.errors import ConfigError
+from jobs.platform.errors import ConfigError
 
 WAREHOUSE_ENV = "COLDSTART_WAREHOUSE"
 

@@ -1,7 +1,7 @@
 """``submit:`` - how ``coldstart submit-cmd`` builds a spark-submit command.
 
 Only the submitter reads these; inside a running job the cluster's own
-settings win (``jobs.spark`` never overrides what spark-submit decided).
+settings win (``jobs.platform.spark`` never overrides what spark-submit decided).
 Defaults submit to ``spark.master`` in client mode with this interpreter as
 the executors' Python, which is right for a laptop or the CI standalone
 cluster; ``configs/cluster.example.yaml`` shows YARN and Kubernetes.

@@ -20,24 +20,33 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from jobs.common import STEP_ATTR, log_dir, setup_logging
-from jobs.errors import ColdstartError
+from jobs.platform.common import STEP_ATTR, log_dir, setup_logging
+from jobs.platform.errors import ColdstartError
 
 # name -> (module implementing ``main(argv)``, one-line help). Order is the
 # order of the daily flow, then weekly, then tools.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("jobs.simulate", "generate a day of app-store logs + ref.apps with planted truth"),
-    "sample": ("jobs.sample", "downsample a day of raw.user_logs into stage.sampled_logs"),
-    "cluster": ("jobs.cluster", "cluster users (KMeans) and pick seeds by cluster size"),
-    "synthesize": ("jobs.synthesize", "LLM stage 1: synthetic profiles and click judgements"),
-    "interactions": ("jobs.interactions", "Hessian interaction map and feature groups"),
-    "weights": ("jobs.weights", "stage 2: importance weights into gold.weighted_synthetic"),
-    "train": ("jobs.train", "weekly recall-model training on real + weighted synthetic"),
-    "evaluate": ("jobs.evaluate", "paper-style evaluation report (utility, similarity, privacy)"),
-    "run-daily": ("jobs.daily", "the whole daily chain in-process for one --ds"),
-    "backfill": ("jobs.backfill", "re-run daily stages over a date range, resumable"),
-    "align": ("jobs.align", "stage 2 on any real/synthetic table pair"),
-    "submit-cmd": ("jobs.submit", "print the spark-submit command for a job"),
+    "simulate": (
+        "jobs.sources.simulate",
+        "a day of app-store logs + ref.apps with planted truth",
+    ),
+    "sample": ("jobs.stage1.sample", "downsample a day of raw.user_logs into stage.sampled_logs"),
+    "cluster": ("jobs.stage1.cluster", "cluster users (KMeans) and pick seeds by cluster size"),
+    "synthesize": (
+        "jobs.stage1.synthesize",
+        "LLM stage 1: synthetic profiles and clicks",
+    ),
+    "interactions": ("jobs.model.interactions", "Hessian interaction map and feature groups"),
+    "weights": ("jobs.stage2.weights", "stage 2: importance weights into gold.weighted_synthetic"),
+    "train": ("jobs.model.train", "weekly recall-model training on real + weighted synthetic"),
+    "evaluate": (
+        "jobs.evaluation.evaluate",
+        "paper-style and cold-start evaluation reports",
+    ),
+    "run-daily": ("jobs.orchestration.daily", "the whole daily chain in-process for one --ds"),
+    "backfill": ("jobs.orchestration.backfill", "re-run daily stages over a date range, resumable"),
+    "align": ("jobs.stage2.align", "stage 2 on any real/synthetic table pair"),
+    "submit-cmd": ("jobs.platform.submit", "print the spark-submit command for a job"),
 }
 
 
@@ -61,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]
-    if verbose:  # read by jobs.spark: the local JVM logs to the terminal too
+    if verbose:  # read by jobs.platform.spark: the local JVM logs to the terminal too
         os.environ["COLDSTART_VERBOSE"] = "1"
     parser = _parser()
     if not args or args[0] in ("-h", "--help"):
@@ -92,7 +101,7 @@ def _spark_failure(name: str, exc: Exception, verbose: bool) -> int:
     """One line for a Spark failure (full trace to a log file or ``--verbose``); re-raise others."""
     cause = None
     if "pyspark" in sys.modules or "py4j" in sys.modules:
-        from jobs.spark import spark_failure
+        from jobs.platform.spark import spark_failure
 
         cause = spark_failure(exc)
     if cause is None:

@@ -4,7 +4,7 @@ A request is identified by the SHA-256 of (model, prompt_version, messages,
 sampling params incl. the per-request seed) in canonical JSON. Every result,
 successful or not, is appended with that hash; lookups use only ``status =
 ok`` rows, so failures are retried by the next run and successes never are.
-Appends happen per wave (see ``jobs/synthesize.py``), so a run killed
+Appends happen per wave (see ``jobs/stage1/synthesize.py``), so a run killed
 half-way keeps every wave it finished.
 """
 
@@ -57,7 +57,7 @@ def cached_ok(spark: SparkSession, path: str, writer: str = "auto") -> DataFrame
     """``request_hash, response, model`` of every successful cached call, or None."""
     from pyspark.sql import functions as F
 
-    from jobs.tables import read_table, table_exists
+    from jobs.platform.tables import read_table, table_exists
 
     if not table_exists(spark, path, writer):
         return None

@@ -34,7 +34,7 @@ import httpx2
 import openai
 
 from configs.llm import LLMSettings
-from jobs.errors import LLMError
+from jobs.platform.errors import LLMError
 
 log = logging.getLogger(__name__)
 # httpx2 (under openai) logs every request at INFO: one line per call drowns the

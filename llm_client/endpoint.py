@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from configs.llm import STANDIN_MODEL, LLMSettings
-from jobs.errors import LLMError
+from jobs.platform.errors import LLMError
 from llm_client.client import ClientConfig, LLMClient
 
 log = logging.getLogger(__name__)

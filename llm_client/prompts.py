@@ -24,8 +24,8 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from jobs import schema as S
-from jobs.errors import ConfigError
+from jobs.platform import schema as S
+from jobs.platform.errors import ConfigError
 
 TEMPLATES = (
     "profile_instruction",

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from jobs.errors import LLMError
+from jobs.platform.errors import LLMError
 from llm_client import cache, prompts, schemas
 from llm_client.client import ClientConfig, LLMClient, LLMRequest
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs import schema as S
+from jobs.platform import schema as S
 
 PROFILE_SCHEMA_NAME = "synthetic_profiles"
 CLICK_SCHEMA_NAME = "click_judgements"

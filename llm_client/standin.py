@@ -300,7 +300,7 @@ def standin_server(
     extra_args: list[str] | None = None, startup_timeout_s: float = 60.0
 ) -> Iterator[StandinHandle]:
     """Launch ``python -m llm_client.standin --port 0`` and wait for its ready line."""
-    from jobs.errors import LLMError
+    from jobs.platform.errors import LLMError
 
     cmd = [sys.executable, "-m", "llm_client.standin", "--port", "0", *(extra_args or [])]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

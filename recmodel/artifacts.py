@@ -22,7 +22,7 @@ import pyarrow.fs as pafs
 import torch
 
 from configs.recmodel import ModelSettings
-from jobs.errors import InputError
+from jobs.platform.errors import InputError
 from recmodel.features import FeatureEncoder
 from recmodel.model import RecallModel, build_model
 

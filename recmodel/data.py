@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jobs import schema as S
-from jobs.errors import EmptyInputError, InputError, TableNotFoundError
+from jobs.platform import schema as S
+from jobs.platform.errors import EmptyInputError, InputError, TableNotFoundError
 from recmodel.features import FeatureEncoder, check_columns
 from recmodel.train import Batch
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jobs.errors import InputError
+from jobs.platform.errors import InputError
 
 log = logging.getLogger(__name__)
 

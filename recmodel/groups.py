@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jobs.errors import InputError
+from jobs.platform.errors import InputError
 
 
 class UnionFind:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from configs.recmodel import InteractionSettings, ModelSettings, TrainSettings
-from jobs.errors import EmptyInputError
+from jobs.platform.errors import EmptyInputError
 from recmodel.attribution import interaction_map
 from recmodel.features import FeatureEncoder, FeatureSpec
 from recmodel.groups import feature_groups, top_pairs

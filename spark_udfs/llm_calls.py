@@ -5,7 +5,7 @@ All three run on executors. ``call_fn`` opens ONE async pool (one HTTP client,
 partitions x pool size and grows with the cluster; the driver never loops
 over requests. Plan and parse functions are pure per row, so Spark may
 recompute them freely; only ``call_fn`` has side effects, and its output is
-written exactly once (see ``jobs/synthesize.py``).
+written exactly once (see ``jobs/stage1/synthesize.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from jobs import schema as S
+from jobs.platform import schema as S
 from llm_client import cache, prompts, schemas
 from llm_client.client import ClientConfig, LLMRequest, run_batch
 
@@ -129,7 +129,7 @@ def call_fn(cfg: ClientConfig, ds: str, run_id: str, prompt_version: str) -> Pan
     """Requests -> stage.llm_responses rows; one async pool for the whole partition."""
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from jobs.common import setup_logging
+        from jobs.platform.common import setup_logging
 
         setup_logging()  # executors: make the pool's progress lines visible in their log
         # The whole partition at once so the pool stays full across Arrow batches;

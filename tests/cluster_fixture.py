@@ -286,7 +286,7 @@ def publish_feature_groups(table_paths: list[Path], groups: list[list[str]]) -> 
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    from jobs import schema as S
+    from jobs.platform import schema as S
 
     fields = list(S.LOG_FEATURE_FIELDS)
     zeros = [[0.0] * len(fields) for _ in fields]

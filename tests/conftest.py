@@ -23,7 +23,7 @@ pytest_plugins = ["tests.cluster_fixture"]
 @pytest.fixture(scope="session")
 def spark():
     """The suite's one local[2] SparkSession (small shuffles for tiny test data)."""
-    from jobs.spark import get_spark
+    from jobs.platform.spark import get_spark
 
     session = get_spark(SparkSettings(master="local[2]", driver_memory="2g", shuffle_partitions=4))
     yield session

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from configs.settings import Settings, default_config_path, load_config
-from jobs.errors import ConfigError
+from jobs.platform.errors import ConfigError
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -29,7 +29,7 @@ def test_load_config__packaged_default_is_valid(warehouse: Path) -> None:
 def test_load_config__packaged_default_loads_from_the_shipped_zip(tmp_path: Path) -> None:
     # Setup: the --py-files artifact, imported by a Python whose only route to
     # the project is that zip (as on a spark-submitted driver in cluster mode)
-    from jobs.package import build_artifact
+    from jobs.platform.package import build_artifact
 
     art = build_artifact(out_dir=tmp_path / "dist")
     code = (

@@ -7,7 +7,7 @@
     no_llm (-LLM)    SDV GaussianCopula as stage 1 + stage-2 weights
     gaussian_copula, ctgan, tvae   the SDV synthesizers alone (weights 1)
 
-Stage 2 is the pipeline's estimator (``jobs.reweight.run_stage2``) with
+Stage 2 is the pipeline's estimator (``jobs.stage2.reweight.run_stage2``) with
 feature groups from the Hessian map of ``recmodel.pipeline.fit_feature_groups``
 on the real training rows, restricted to the fields the generator writes.
 Stage-1 outputs and group fits are cached per builder, so -IS reuses
@@ -133,7 +133,7 @@ class ArmBuilder:
 
     def weights(self, syn: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
         """Stage 2 of the pipeline on (real training rows, ``syn``)."""
-        from jobs.reweight import Stage2Inputs, run_stage2
+        from jobs.stage2.reweight import Stage2Inputs, run_stage2
 
         cat, num = present_fields(self.data, syn)
         fg = self.feature_groups(cat, num)

@@ -7,7 +7,7 @@ because they are bounded by construction (``evaluate.max_rows``):
   or, without a path, a day simulated in-process with the simulator's own
   transforms and a cold-start impression share large enough to measure
   cold-start AUC on held-out impressions;
-* MovieLens-100K via ``jobs.movielens.load_movielens`` (any directory).
+* MovieLens-100K via ``jobs.sources.movielens.load_movielens`` (any directory).
 
 ``EvalData`` says which columns are model features, which describe a user
 (what stage 1 writes), which describe an item, and which items are cold.
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from jobs import schema as S
-from jobs.errors import EmptyInputError, InputError
+from jobs.platform import schema as S
+from jobs.platform.errors import EmptyInputError, InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -96,7 +96,7 @@ def _as_strings(pdf: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _simulated_day(spark: SparkSession, settings: Settings) -> tuple[DataFrame, DataFrame]:
-    from jobs.simulate import build_apps, build_logs, build_users, make_plan
+    from jobs.sources.simulate import build_apps, build_logs, build_users, make_plan
 
     cfg = settings.evaluate
     sim = settings.simulate.model_copy(
@@ -111,7 +111,7 @@ def _simulated_day(spark: SparkSession, settings: Settings) -> tuple[DataFrame, 
 def _warehouse_day(
     spark: SparkSession, settings: Settings, path: str
 ) -> tuple[DataFrame, DataFrame]:
-    from jobs.tables import partitions, read_table
+    from jobs.platform.tables import partitions, read_table
 
     w = settings.model_copy(update={"warehouse": str(path)})
     logs_path, apps_path = w.table_path(w.tables.user_logs), w.table_path(w.tables.apps)
@@ -154,7 +154,7 @@ def load_movielens_data(
     spark: SparkSession, settings: Settings, path: str | Path | None
 ) -> EvalData:
     """MovieLens-100K: users, movies as items, rating >= 4 as click, rare movies cold."""
-    from jobs import movielens as ML
+    from jobs.sources import movielens as ML
 
     cfg: EvaluateSettings = settings.evaluate
     root = Path(path) if path else ML.DEFAULT_DIR

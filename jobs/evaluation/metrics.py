@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from jobs.errors import InputError
+from jobs.platform.errors import InputError
 
 EPS = 1e-7
 

@@ -1,8 +1,8 @@
 """Stage 1 generators of the evaluation arms: the LLM endpoint, or an SDV model.
 
 The LLM path reuses the pipeline's pieces: KMeans user clusters and
-size-proportional seeds (``jobs.cluster``), the exemplar slot allocation of
-``jobs.synthesize``, the versioned prompts and JSON schemas, the async client
+size-proportional seeds (``jobs.stage1.cluster``), the exemplar slot allocation of
+``jobs.stage1.synthesize``, the versioned prompts and JSON schemas, the async client
 with retries, and whatever endpoint ``llm:`` configures (the offline stand-in
 by default - the report header says so). It runs on the driver because the
 evaluation asks for a bounded number of rows (10% of a bounded training set).
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from jobs import schema as S
-from jobs.errors import LLMError
 from jobs.evaluation.data import LABEL, EvalData
+from jobs.platform import schema as S
+from jobs.platform.errors import LLMError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -55,8 +55,8 @@ def cluster_exemplars(
     spark: SparkSession, data: EvalData, settings: Settings, requests: int, seed: int
 ) -> list[list[dict[str, str]]]:
     """``requests`` exemplar lists: seeds of KMeans clusters, in cluster-size share."""
-    from jobs.cluster import cluster_day, user_profiles
-    from jobs.synthesize import allocate_slots
+    from jobs.stage1.cluster import cluster_day, user_profiles
+    from jobs.stage1.synthesize import allocate_slots
 
     cfg = settings.evaluate
     cols = [S.USER_ID, S.CATEGORY, LABEL, *data.profile_fields]
@@ -210,7 +210,7 @@ def llm_stage1(
     seed: int,
 ) -> Stage1:
     """Profiles from exemplars (``cluster`` or ``random``), then click judgements on cold items."""
-    from jobs.synthesize import app_batches
+    from jobs.stage1.synthesize import app_batches
     from llm_client import prompts, schemas
     from llm_client.client import ClientConfig
 

@@ -1,0 +1,199 @@
+"""The publish gate of the daily chain: validate a day's weighted rows, then publish them.
+
+    coldstart run-daily --ds 2026-11-23 --stages validate,publish
+
+The weights step writes ``orchestration.candidate_table`` (default
+``stage.weighted_candidate``), not ``gold.weighted_synthetic``. ``validate``
+checks the candidate partition against ``orchestration.validation`` (row
+counts, dropped share, effective sample size, largest weight, finite
+positive weights, the alignment report's TVD before vs after) and raises
+``ValidationFailedError`` naming every violated threshold. ``publish``
+validates again and only then replaces ``gold.weighted_synthetic[ds]`` with
+the candidate partition in one Delta commit, so the weekly training never
+reads a day that failed the gate, and a re-run of a day replaces it whole.
+
+Only aggregates reach the driver (one row of sums per check); row counts
+of upstream partitions come from the Delta log's file statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.platform.errors import ValidationFailedError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from configs.orchestration import ValidationSettings
+    from configs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WEIGHT, LOG_WEIGHT = "weight", "log_weight"
+
+
+@dataclass
+class Validation:
+    """Figures of one validation and the thresholds they violated."""
+
+    ds: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def partition_rows(path: str, ds: str | None = None) -> int | None:
+    """Rows of partition ``ds`` (or the whole table) from the Delta log; None if absent.
+
+    Reads only the log's per-file ``numRecords`` statistics, never the data.
+    """
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(path):
+        return None
+    actions = pa.table(DeltaTable(path).get_add_actions(flatten=True))
+    counts = actions.column("num_records").to_pylist()
+    if ds is not None:
+        col = "partition.ds"
+        if col not in actions.column_names:
+            return None
+        values = actions.column(col).to_pylist()
+        counts = [n for n, v in zip(counts, values, strict=True) if v == ds]
+        if not counts:
+            return None
+    return int(sum(n or 0 for n in counts))
+
+
+def weight_figures(df: DataFrame) -> dict[str, float | int]:
+    """Rows, non-finite or non-positive weights, ESS and max weight: one aggregation."""
+    from pyspark.sql import functions as F
+
+    w = F.col(WEIGHT).cast("double")
+    good = w.isNotNull() & ~F.isnan(w) & (w > 0) & (w < F.lit(float("inf")))
+    gw = F.when(good, w)
+    row = df.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum((~good | w.isNull()).cast("long")).alias("bad"),
+        F.sum(gw).alias("s1"),
+        F.sum(gw * gw).alias("s2"),
+        F.max(gw).alias("max_w"),
+    ).first()
+    rows, s1, s2 = int(row["rows"]), float(row["s1"] or 0.0), float(row["s2"] or 0.0)
+    ess = s1 * s1 / s2 if s2 > 0 else 0.0
+    return {
+        "weighted_rows": rows,
+        "bad_weights": int(row["bad"] or 0),
+        "ess": round(ess, 2),
+        "ess_fraction": round(ess / rows, 4) if rows else 0.0,
+        "max_weight": round(float(row["max_w"] or 0.0), 4),
+    }
+
+
+def report_tvd(doc: dict[str, Any]) -> tuple[float, float] | None:
+    """Mean TVD before and after weighting over the report's dimensions."""
+    tvd = doc.get("tvd") or {}
+    pairs = [(v["before"], v["after"]) for v in tvd.values() if "before" in v and "after" in v]
+    if not pairs:
+        return None
+    return (
+        sum(b for b, _ in pairs) / len(pairs),
+        sum(a for _, a in pairs) / len(pairs),
+    )
+
+
+def check(figures: dict[str, Any], rules: ValidationSettings) -> list[str]:
+    """Every threshold of ``rules`` that ``figures`` violate, as readable sentences."""
+    out: list[str] = []
+    syn, rows = figures.get("synthetic_rows") or 0, figures["weighted_rows"]
+    if syn < rules.min_synthetic_rows:
+        out.append(f"synthetic_rows {syn} < min_synthetic_rows {rules.min_synthetic_rows}")
+    if rows < rules.min_weighted_rows:
+        out.append(f"weighted_rows {rows} < min_weighted_rows {rules.min_weighted_rows}")
+    if syn and (dropped := 1 - rows / syn) > rules.max_dropped_share:
+        out.append(f"dropped share {dropped:.3f} > max_dropped_share {rules.max_dropped_share}")
+    if figures["bad_weights"]:
+        out.append(f"{figures['bad_weights']} weights are null, NaN, inf or <= 0")
+    if rows and figures["ess_fraction"] < rules.min_ess_fraction:
+        out.append(
+            f"ess_fraction {figures['ess_fraction']} < min_ess_fraction {rules.min_ess_fraction}"
+        )
+    if rules.max_weight is not None and figures["max_weight"] > rules.max_weight:
+        out.append(f"max_weight {figures['max_weight']} > max_weight {rules.max_weight}")
+    tvd = figures.get("tvd_mean")
+    if rules.max_tvd_ratio is not None and tvd is not None:
+        before, after = tvd
+        if after > before * rules.max_tvd_ratio + 1e-12:
+            out.append(
+                f"alignment: mean TVD after weighting {after:.4f} > {rules.max_tvd_ratio} x "
+                f"before {before:.4f}"
+            )
+    return out
+
+
+def read_report(settings: Settings, ds: str) -> tuple[str, dict[str, Any] | None]:
+    """The weights run's alignment report JSON for ``ds`` (None if it wrote none)."""
+    rel = settings.orchestration.report_dir.format(ds=ds)
+    path = Path(settings.warehouse) / rel / "report.json"
+    if "://" in settings.warehouse or not path.is_file():
+        return str(path), None
+    return str(path), json.loads(path.read_text())
+
+
+def validate_day(spark: SparkSession, settings: Settings, ds: str) -> Validation:
+    """Validate the candidate partition of ``ds``; raise ``ValidationFailedError`` if bad."""
+    from jobs.platform.tables import read_table
+    from jobs.stage1.sample import require_columns
+
+    orch, tables = settings.orchestration, settings.tables
+    cand_path = settings.table_path(orch.candidate_table)
+    result = Validation(ds)
+    candidate = read_table(spark, cand_path, ds, writer=settings.io.delta_writer)
+    require_columns(candidate, [WEIGHT, LOG_WEIGHT], f"table {orch.candidate_table}")
+    result.figures.update(weight_figures(candidate))
+    result.figures["synthetic_rows"] = partition_rows(settings.table_path(tables.synthetic_raw), ds)
+    report_path, report = read_report(settings, ds)
+    if report is None:
+        note = f"no alignment report at {report_path}"
+        if orch.validation.require_report:
+            result.violations.append(note)
+        else:
+            result.warnings.append(note)
+    else:
+        result.figures["tvd_mean"] = report_tvd(report)
+        result.figures["report"] = report_path
+    result.violations += check(result.figures, orch.validation)
+    for note in result.warnings:
+        log.warning("validate ds=%s: %s", ds, note)
+    if not result.ok:
+        raise ValidationFailedError(
+            f"table {orch.candidate_table} ds={ds} not published: " + "; ".join(result.violations)
+        )
+    return result
+
+
+def publish_day(spark: SparkSession, settings: Settings, ds: str) -> dict[str, Any]:
+    """Validate, then replace ``gold.weighted_synthetic[ds]`` with the candidate partition."""
+    from jobs.platform.tables import read_table, write_partition
+
+    validation = validate_day(spark, settings, ds)
+    cand_path = settings.table_path(settings.orchestration.candidate_table)
+    gold_path = settings.table_path(settings.tables.weighted_synthetic)
+    candidate = read_table(spark, cand_path, ds, writer=settings.io.delta_writer)
+    result = write_partition(candidate, gold_path, ds, writer=settings.io.delta_writer)
+    if result.rows != validation.figures["weighted_rows"]:
+        # A concurrent re-run of weights changed the candidate between the two reads.
+        raise ValidationFailedError(
+            f"table {settings.tables.weighted_synthetic} ds={ds}: published {result.rows} rows, "
+            f"validated {validation.figures['weighted_rows']}; re-run validate and publish"
+        )
+    return {"table": settings.tables.weighted_synthetic, "rows": result.rows, **validation.figures}

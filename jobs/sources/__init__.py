@@ -1,0 +1,3 @@
+"""What writes raw.* and ref.*: the simulator and the MovieLens-100K loader.
+Imports platform only.
+"""

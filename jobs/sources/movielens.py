@@ -1,0 +1,165 @@
+"""MovieLens-100K shaped like a day of app-store logs (users as users, movies as apps).
+
+Used by the stage-1 end-to-end test and by the evaluation issue as a real,
+public data set next to the simulator. ``load_movielens`` reads ``u.data``,
+``u.user`` and ``u.item`` from any directory (the data's licence forbids
+copying it into the repo; the default is ``../shared/data/ml-100k``) and
+returns one row per rating with the log columns the stage-1 transforms read:
+
+    ds, event_id, user_id, app_id, age_band, gender, occupation, region,
+    category, stars, clicked, is_cold_start
+
+``clicked`` is ``rating >= 4`` (the usual implicit-feedback convention),
+``category`` the movie's first genre in ``u.genre`` order, ``region`` the
+first zip digit (US zone; non-numeric zips -> "other"), ``is_cold_start``
+marks movies with at most ``cold_start_max_ratings`` ratings. Profile and
+category columns differ from the app-store ones: pass ``ML_PROFILE_FIELDS``
+and ``ML_CATEGORIES`` to the transforms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.platform import schema as S
+from jobs.platform.errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+DEFAULT_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"
+DEFAULT_DS = "1998-04-22"  # the last day of the ML-100K collection period
+
+OCCUPATION = "occupation"
+REGION = "region"
+STARS = "stars"
+
+ML_CATEGORIES: tuple[str, ...] = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+ML_PROFILE_FIELDS: tuple[str, ...] = (S.AGE_BAND, S.GENDER, OCCUPATION, REGION)
+ML_FEATURE_FIELDS: tuple[str, ...] = (*ML_PROFILE_FIELDS, S.CATEGORY)
+ML_LOG_COLUMNS: tuple[str, ...] = (
+    S.DS,
+    S.EVENT_ID,
+    S.USER_ID,
+    S.APP_ID,
+    *ML_PROFILE_FIELDS,
+    S.CATEGORY,
+    STARS,
+    S.CLICKED,
+    S.IS_COLD_START,
+)
+FILES = ("u.data", "u.user", "u.item")
+# event_id = user * ITEM_SPAN + item: unique per rating (ML-100K has < 2,000 items).
+ITEM_SPAN = 100_000
+
+
+def _csv(spark: SparkSession, path: Path, sep: str, names: list[str]) -> DataFrame:
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType([StructField(n, StringType(), True) for n in names])
+    # u.item is Latin-1 (accented titles); the other files are ASCII.
+    return spark.read.csv(str(path), sep=sep, schema=schema, encoding="ISO-8859-1")
+
+
+def age_band(age: Column) -> Column:
+    """Spark column: age in years -> the app-store age bands, "<18" below them."""
+    from pyspark.sql import functions as F
+
+    expr = F.when(age < 18, F.lit("<18"))
+    for lo, hi in ((18, 24), (25, 34), (35, 44), (45, 54), (55, 64)):
+        expr = expr.when(age <= hi, F.lit(f"{lo}-{hi}"))
+    return expr.when(age.isNotNull(), F.lit("65+"))
+
+
+def _users(spark: SparkSession, root: Path) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    raw = _csv(spark, root / "u.user", "|", ["uid", "age", "gender", OCCUPATION, "zip"])
+    gender = F.when(F.col("gender") == "M", "male").when(F.col("gender") == "F", "female")
+    first = F.substring(F.col("zip"), 1, 1)
+    return raw.select(
+        F.col("uid").cast("long").alias("uid"),
+        age_band(F.col("age").cast("int")).alias(S.AGE_BAND),
+        gender.otherwise(F.lit("unknown")).alias(S.GENDER),
+        F.col(OCCUPATION),
+        F.when(first.rlike("^[0-9]$"), F.concat(F.lit("zone"), first))
+        .otherwise(F.lit("other"))
+        .alias(REGION),
+    )
+
+
+def _items(spark: SparkSession, root: Path) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    flags = [f"g{i}" for i in range(len(ML_CATEGORIES))]
+    raw = _csv(spark, root / "u.item", "|", ["iid", "title", "date", "video", "url", *flags])
+    genre = F.coalesce(
+        *[F.when(F.col(f) == "1", F.lit(g)) for f, g in zip(flags, ML_CATEGORIES, strict=True)]
+    )
+    return raw.select(F.col("iid").cast("long").alias("iid"), genre.alias(S.CATEGORY))
+
+
+def load_movielens(
+    spark: SparkSession,
+    path: str | Path = DEFAULT_DIR,
+    *,
+    ds: str = DEFAULT_DS,
+    cold_start_max_ratings: int = 5,
+) -> DataFrame:
+    """MovieLens-100K ratings as log rows (columns ``ML_LOG_COLUMNS``).
+
+    Raises ``InputError`` naming the directory and the missing file.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from jobs.platform.tables import validate_ds
+
+    validate_ds(ds)
+    root = Path(path)
+    missing = [f for f in FILES if not (root / f).is_file()]
+    if missing:
+        raise InputError(f"MovieLens directory {root}: missing {missing} (expected ml-100k files)")
+    ratings = _csv(spark, root / "u.data", "\t", ["uid", "iid", STARS, "ts"]).select(
+        F.col("uid").cast("long").alias("uid"),
+        F.col("iid").cast("long").alias("iid"),
+        F.col(STARS).cast("int").alias(STARS),
+    )
+    per_item = F.count(F.lit(1)).over(Window.partitionBy("iid"))
+    joined = (
+        ratings.withColumn("_n", per_item)
+        .join(F.broadcast(_users(spark, root)), "uid", "left")
+        .join(F.broadcast(_items(spark, root)), "iid", "left")
+    )
+    return joined.select(
+        F.lit(ds).alias(S.DS),
+        (F.col("uid") * ITEM_SPAN + F.col("iid")).alias(S.EVENT_ID),
+        F.col("uid").cast("string").alias(S.USER_ID),
+        F.col("iid").cast("string").alias(S.APP_ID),
+        *ML_PROFILE_FIELDS,
+        S.CATEGORY,
+        STARS,
+        (F.col(STARS) >= 4).cast("int").alias(S.CLICKED),
+        (F.col("_n") <= cold_start_max_ratings).alias(S.IS_COLD_START),
+    )

@@ -1,0 +1,246 @@
+"""Stage 2 end to end on two DataFrames: the code path of ``weights`` and ``align``.
+
+``coldstart weights`` (daily tables) and ``coldstart align`` (any table pair)
+differ only in where rows, feature groups and label models come from; the
+estimator itself is here, once:
+
+* ``samplellm`` (the paper, daily default): per-group frequency ratios plus
+  the label-model term ``log M_real(y|x) - log M_syn(y|x)``;
+* ``classifier``: an out-of-fold, calibrated real-vs-synthetic classifier
+  on (features, label) - a joint density ratio, no independence assumption;
+* ``hybrid``: the paper's weights times the classifier's residual ratio.
+
+Models are trained on bounded samples (``bounded_sample``); scoring and
+everything that grows with the day stays in Spark.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from configs.weights import WeightsSettings
+from jobs.stage2 import transforms as stage2
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import Column, DataFrame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage2Inputs:
+    """Rows and their description. ``label`` holds 0/1 ints on both sides."""
+
+    real: DataFrame
+    syn: DataFrame
+    categorical: list[str]
+    numeric: list[str]
+    label: str
+    groups: list[list[str]]
+    # Column of real-row weights (``sample_weight``) that undoes down-sampling.
+    real_weight: str | None = None
+    # Columns that identify a synthetic row (for seeded folds / resampling).
+    syn_key: list[str] = field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.categorical, *self.numeric]
+
+
+@dataclass
+class Stage2Output:
+    """Weighted synthetic rows (persisted) and the figures for the report."""
+
+    df: DataFrame
+    stats: stage2.WeightStats
+    method: str
+    groups: list[list[str]]
+    bins: dict[str, list[float]]
+    dependent_pairs: list[tuple] = field(default_factory=list)
+    floor_hits: dict[str, int] = field(default_factory=dict)
+    join: str | None = None
+    keys: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def bounded_sample(
+    df: DataFrame, n: int, seed: int, columns: list[str], total: int | None = None
+) -> pd.DataFrame:
+    """At most ``n`` rows of ``columns`` as pandas: the same rows, in the same order, for any
+    partitioning of ``df``.
+
+    Models fitted on the sample (label models, the classifier, dependence
+    tests) see their rows in this order, so a daily run on a cluster gives the
+    weights of a local run. Spark's ``sample`` + ``limit`` cannot: its draws
+    are seeded per partition and ``limit`` keeps whichever partitions come
+    first. Here a row's draw is a hash of the seed and all its hashable
+    columns (so identical feature rows of different users are drawn
+    independently); rows are kept with probability ~``1.2 n / total``, and
+    the ``n`` smallest hashes among them are returned in hash order (a top-k,
+    not a sort of the day).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
+
+    total = df.count() if total is None else total
+    frac = min(1.0, 1.2 * n / max(total, 1))
+    hashable = [f.name for f in df.schema.fields if not isinstance(f.dataType, MapType)]
+    h = F.xxhash64(F.lit(seed), *[F.col(c) for c in hashable])
+    part = df.select(*columns, h.alias("__draw"))
+    if frac < 1.0:
+        u = F.col("__draw").bitwiseAND(F.lit((1 << 53) - 1)).cast("double") / float(1 << 53)
+        part = part.where(u < frac)
+    ordered = part.orderBy("__draw", *columns).limit(n).drop("__draw")
+    return ordered.toPandas().reset_index(drop=True)
+
+
+def label_models(
+    inputs: Stage2Inputs, cfg: WeightsSettings, warnings: list[str]
+) -> tuple[Any, Any] | None:
+    """M_real and M_syn on bounded samples; None (with a warning) if a side has one class."""
+    from recmodel.features import FeatureSpec
+    from recmodel.label_models import LabelModel
+
+    spec = FeatureSpec(tuple(inputs.categorical), tuple(inputs.numeric))
+    cols = [*inputs.features, inputs.label]
+    real_cols = cols + ([inputs.real_weight] if inputs.real_weight else [])
+    n = cfg.label_model_max_rows
+    real_pdf = bounded_sample(inputs.real, n, cfg.seed, real_cols)
+    syn_pdf = bounded_sample(inputs.syn, n, cfg.seed + 1, cols)
+    for side, pdf in (("real", real_pdf), ("synthetic", syn_pdf)):
+        classes = sorted(pdf[inputs.label].dropna().unique().tolist())
+        if len(classes) < 2:
+            msg = (
+                f"label term skipped: {side} rows have one class of {inputs.label!r} "
+                f"({classes}); weights use the feature groups only"
+            )
+            log.warning(msg)
+            warnings.append(msg)
+            return None
+    m_real = LabelModel.fit(real_pdf, spec, inputs.label, seed=cfg.seed, weight=inputs.real_weight)
+    m_syn = LabelModel.fit(syn_pdf, spec, inputs.label, seed=cfg.seed + 1)
+    return m_real, m_syn
+
+
+def with_dependence_groups(
+    inputs: Stage2Inputs, bins: dict[str, list[float]], cfg: WeightsSettings
+) -> tuple[list[list[str]], list[tuple]]:
+    """Merge Cramer's-V-dependent fields (on a bounded real sample) into the groups."""
+    fields = inputs.features
+    # Token columns are renamed so the draw still hashes each row's own values.
+    toks = [f"__tok_{i}" for i in range(len(fields))]
+    named = [stage2.token(f, bins).alias(t) for f, t in zip(fields, toks, strict=True)]
+    tokens = inputs.real.select(*inputs.real.columns, *named)
+    pdf = bounded_sample(tokens, cfg.dependence_max_rows, cfg.seed, toks)
+    pdf.columns = fields
+    pairs = stage2.dependent_pairs(pdf, fields, cfg.dependence_threshold)
+    return stage2.merge_groups(inputs.groups, pairs, cfg.max_group_fields), pairs
+
+
+def classifier_term(
+    inputs: Stage2Inputs,
+    syn: DataFrame,
+    cfg: WeightsSettings,
+    syn_weight: str | None = None,
+) -> Column:
+    """Fit the out-of-fold classifier on bounded samples; return its scoring column."""
+    from jobs.stage2.classifier_ratio import fit_classifier_ratio, fold_column
+    from spark_udfs.scoring import fold_log_ratio
+
+    cc = cfg.classifier
+    label_cat = [*inputs.categorical, inputs.label]
+    cols = [*label_cat, *inputs.numeric]
+    fold = fold_column(cfg.seed, inputs.syn_key or inputs.features, cc.folds)
+    syn_f = syn.withColumn("__fold", fold)
+    extra = ["__fold"] + ([syn_weight] if syn_weight else [])
+    real_pdf = bounded_sample(inputs.real, cc.max_rows, cfg.seed, cols)
+    syn_pdf = bounded_sample(syn_f, cc.max_rows, cfg.seed + 1, cols + extra)
+    model = fit_classifier_ratio(
+        real_pdf,
+        syn_pdf,
+        syn_pdf["__fold"].to_numpy(),
+        label_cat,
+        list(inputs.numeric),
+        folds=cc.folds,
+        seed=cfg.seed,
+        max_iter=cc.max_iter,
+        max_categories=cc.max_categories,
+        clip=cc.clip,
+        syn_weight=syn_pdf[syn_weight].to_numpy() if syn_weight else None,
+    )
+    return fold_log_ratio(model, cols, fold)
+
+
+def run_stage2(
+    inputs: Stage2Inputs, cfg: WeightsSettings, method: str | None = None
+) -> Stage2Output:
+    """Weights for every synthetic row by ``method`` (default ``cfg.method``)."""
+    method = method or cfg.method
+    warnings: list[str] = []
+    bins = stage2.fit_bins(inputs.real, inputs.numeric, cfg.numeric_bins)
+    groups, pairs = stage2.check_groups(inputs.groups, inputs.features), []
+    if cfg.dependence_grouping:
+        groups, pairs = with_dependence_groups(
+            Stage2Inputs(**{**inputs.__dict__, "groups": groups}), bins, cfg
+        )
+    out = Stage2Output(None, None, method, groups, bins, pairs, warnings=warnings)  # type: ignore[arg-type]
+    if method == "classifier":
+        df = inputs.syn.withColumn(stage2.LOG_W, classifier_term(inputs, inputs.syn, cfg))
+    else:
+        df = _samplellm(inputs, groups, bins, cfg, out)
+        if method == "hybrid":
+            df = _hybrid(inputs, df, cfg)
+    df = df.persist()
+    weighted, stats = stage2.normalise(df, cfg.truncate_c)
+    if method != "classifier":
+        out.floor_hits = stage2.floor_hits(df, groups)
+    out.df, out.stats = weighted.drop(*stage2.internal_columns(weighted)), stats
+    return out
+
+
+def _samplellm(
+    inputs: Stage2Inputs,
+    groups: list[list[str]],
+    bins: dict[str, list[float]],
+    cfg: WeightsSettings,
+    out: Stage2Output,
+) -> DataFrame:
+    from spark_udfs.scoring import label_log_ratio
+
+    label_col = None
+    if cfg.label_term:
+        models = label_models(inputs, cfg, out.warnings)
+        if models is not None:
+            label_col = label_log_ratio(*models, [*inputs.features, inputs.label])
+    gw = stage2.group_log_weights(
+        inputs.real,
+        inputs.syn,
+        groups,
+        bins,
+        alpha=cfg.smoothing_alpha,
+        join_strategy=cfg.join_strategy,
+        broadcast_max_keys=cfg.broadcast_max_keys,
+        real_weight=inputs.real_weight,
+        label_term=label_col,
+    )
+    out.join, out.keys = gw.join, gw.keys
+    out.figures["label_term"] = label_col is not None
+    return gw.df
+
+
+def _hybrid(inputs: Stage2Inputs, df: DataFrame, cfg: WeightsSettings) -> DataFrame:
+    """SampleLLM log weights + a classifier fitted on the SampleLLM-weighted rows."""
+    from pyspark.sql import functions as F
+
+    df = df.persist()
+    weighted, _ = stage2.normalise(df, None)
+    base = weighted.withColumn("__base_log_w", F.col(stage2.LOG_W)).withColumn(
+        "__sw", F.col("weight")
+    )
+    base = base.drop("weight", "log_weight").persist()
+    residual = classifier_term(inputs, base, cfg, syn_weight="__sw")
+    return base.withColumn(stage2.LOG_W, F.col("__base_log_w") + residual)

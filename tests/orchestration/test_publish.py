@@ -1,0 +1,114 @@
+"""The publish gates: a daily candidate that violates a threshold is never published;
+the weekly model gate rejects regressions beyond tolerance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from configs.orchestration import GateSettings, ValidationSettings
+from jobs.orchestration import weekly
+from jobs.orchestration.publish import check, partition_rows, publish_day, report_tvd
+from jobs.platform.errors import ValidationFailedError
+
+DS = "2026-11-23"
+
+
+def _figures(**over: object) -> dict:
+    base = {
+        "synthetic_rows": 100,
+        "weighted_rows": 100,
+        "bad_weights": 0,
+        "ess_fraction": 0.5,
+        "max_weight": 3.0,
+        "tvd_mean": (0.3, 0.2),
+    }
+    return {**base, **over}
+
+
+def test_check__clean_day_has_no_violations() -> None:
+    assert check(_figures(), ValidationSettings()) == []
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"synthetic_rows": 3, "weighted_rows": 3}, "min_synthetic_rows"),
+        ({"weighted_rows": 50}, "max_dropped_share"),
+        ({"ess_fraction": 0.01}, "min_ess_fraction"),
+        ({"bad_weights": 2}, "NaN"),
+        ({"tvd_mean": (0.2, 0.3)}, "alignment"),
+    ],
+)
+def test_check__each_threshold_is_enforced(over: dict, needle: str) -> None:
+    problems = check(_figures(**over), ValidationSettings())
+    assert any(needle in p for p in problems), problems
+
+
+def test_report_tvd__means_over_dimensions() -> None:
+    doc = {"tvd": {"a": {"before": 0.4, "after": 0.1}, "b": {"before": 0.2, "after": 0.3}}}
+    assert report_tvd(doc) == pytest.approx((0.3, 0.2))
+    assert report_tvd({}) is None
+
+
+def test_gate__regression_beyond_tolerance_fails_and_within_passes() -> None:
+    rules = GateSettings(tolerance=0.01, cold_start_tolerance=0.05)
+    current = {"overall_auc": 0.70, "cold_start_auc": 0.60}
+    assert weekly.gate({"overall_auc": 0.695, "cold_start_auc": 0.56}, current, rules) == []
+    bad = weekly.gate({"overall_auc": 0.68, "cold_start_auc": 0.50}, current, rules)
+    assert len(bad) == 2 and "overall_auc" in bad[0] and "cold_start_auc" in bad[1]
+    assert weekly.gate({"overall_auc": 0.5}, None, rules)  # first model under min_auc
+    assert weekly.gate({"overall_auc": None}, None, rules)
+
+
+def test_publish_day__violating_candidate_is_not_published(spark, settings) -> None:
+    from jobs.platform.tables import write_partition
+
+    syn = spark.range(40).selectExpr("cast(id as string) as synth_id")
+    write_partition(syn, settings.table_path(settings.tables.synthetic_raw), DS)
+    # One dominant weight: ESS ~ 1 row of 40, far below min_ess_fraction.
+    cand = spark.range(40).selectExpr(
+        "cast(id as string) as synth_id",
+        "case when id = 0 then 1000.0 else 0.001 end as weight",
+    )
+    cand = cand.selectExpr("*", "ln(weight) as log_weight")
+    cand_path = settings.table_path(settings.orchestration.candidate_table)
+    write_partition(cand, cand_path, DS)
+    gold = settings.table_path(settings.tables.weighted_synthetic)
+
+    with pytest.raises(ValidationFailedError, match="min_ess_fraction"):
+        publish_day(spark, settings, DS)
+    assert partition_rows(gold, DS) is None
+
+    # Relax the gate: the same candidate now publishes, whole.
+    orch = settings.orchestration
+    loose = orch.model_copy(
+        update={"validation": orch.validation.model_copy(update={"min_ess_fraction": 0.001})}
+    )
+    out = publish_day(spark, settings.model_copy(update={"orchestration": loose}), DS)
+    assert out["rows"] == 40 == partition_rows(gold, DS)
+
+
+def _model(settings, version: str, auc: float, cold_auc: float) -> None:
+    from pathlib import Path
+
+    folder = Path(weekly.model_root(settings)) / version
+    folder.mkdir(parents=True)
+    meta = {"test": {"auc": auc, "logloss": 0.2}, "test_cold_start": {"auc": cold_auc}}
+    (folder / weekly.META).write_text(json.dumps(meta))
+
+
+def test_weekly__gate_then_publish_moves_the_pointer_only_when_it_passes(settings) -> None:
+    _model(settings, "v1", 0.70, 0.60)
+    assert weekly.new_version(set(), weekly.versions(settings)) == "v1"
+    assert weekly.check_gate(settings, "v1")["metrics"]["cold_start_auc"] == 0.60
+    weekly.publish(settings, "v1")
+    assert weekly.published(settings)["model_version"] == "v1"
+
+    before = weekly.versions(settings)
+    _model(settings, "v2", 0.60, 0.60)
+    assert weekly.new_version(before, weekly.versions(settings)) == "v2"
+    with pytest.raises(ValidationFailedError, match="model v2 not published: overall_auc"):
+        weekly.check_gate(settings, "v2")
+    assert weekly.published(settings)["model_version"] == "v1"

@@ -1,0 +1,299 @@
+"""Stage 1 synthesis on Spark against the stand-in over real HTTP.
+
+A module-scoped small day (simulated logs, a seeds table written here with the
+stage.seeds contract columns) and one stand-in server; every test gets its own
+response-cache and output tables so tests never share cached replies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from configs.settings import Settings, load_config
+from jobs.platform import schema as S
+from jobs.platform.common import RunLog
+from jobs.platform.errors import LLMError
+from jobs.platform.tables import read_table, write_partition
+from jobs.stage1.synthesize import (
+    SYNTHETIC_RAW_COLUMNS,
+    allocate_slots,
+    exemplar_plan,
+    synthesize_day,
+)
+from llm_client.endpoint import probe
+from llm_client.standin import standin_server
+from tests.llm_helpers import admin, reset
+
+DS = "2026-11-20"
+REPO = Path(__file__).resolve().parents[2]
+N_CLUSTERS = 12
+Q, A, B, APPS = 10, 4, 3, 4
+
+
+@pytest.fixture(scope="module")
+def day(spark, tmp_path_factory):
+    """A small simulated day + seeds table (contract columns) in a module warehouse."""
+    from pyspark.sql import functions as F
+
+    from jobs.sources.simulate import main as simulate_main
+
+    root = tmp_path_factory.mktemp("synth") / "warehouse"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLDSTART_WAREHOUSE", str(root))
+        assert simulate_main(["--ds", DS, "--rows", "3000"]) == 0
+        settings = load_config()
+    logs = read_table(spark, settings.table_path(settings.tables.user_logs), DS)
+    users = logs.groupBy(S.USER_ID).agg(
+        *[F.first(f).alias(f) for f in S.PROFILE_FIELDS],
+        F.count("*").alias("impressions"),
+        F.sum(S.CLICKED).cast("long").alias("clicks"),
+    )
+    users = users.withColumn(
+        S.CLUSTER_ID, F.pmod(F.xxhash64(S.USER_ID), F.lit(N_CLUSTERS)).cast("int")
+    )
+    sizes = users.groupBy(S.CLUSTER_ID).agg(F.count("*").alias(S.CLUSTER_SIZE))
+    seeds = users.join(sizes, S.CLUSTER_ID).withColumn("top_category", F.lit(None).cast("string"))
+    cols = [S.USER_ID, S.CLUSTER_ID, S.CLUSTER_SIZE, *S.PROFILE_FIELDS, "impressions", "clicks"]
+    write_partition(
+        seeds.select(*cols, "top_category"), settings.table_path(settings.tables.seeds), DS
+    )
+    return settings
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with standin_server() as handle:
+        yield handle
+
+
+def _settings(day: Settings, standin, name: str, **llm) -> Settings:
+    """Settings on the module day, own cache/output tables, small requests."""
+    tables = day.tables.model_copy(
+        update={
+            "llm_responses": f"stage.llm_responses_{name}",
+            "synthetic_raw": f"stage.syn_{name}",
+        }
+    )
+    llm_cfg = day.llm.model_copy(
+        update={
+            "endpoint": standin.base_url,
+            "concurrency": 4,
+            "partition_concurrency": 2,
+            "wave_size": 8,
+            "backoff_base_s": 0.01,
+            "timeout_s": 10.0,
+            **llm,
+        }
+    )
+    syn = day.synthesize.model_copy(
+        update={
+            "requests": Q,
+            "exemplars_per_request": A,
+            "rows_per_request": B,
+            "apps_per_click_request": APPS,
+        }
+    )
+    return day.model_copy(update={"tables": tables, "llm": llm_cfg, "synthesize": syn})
+
+
+def _run(spark, settings: Settings, standin) -> tuple[RunLog, int]:
+    run = RunLog("synthesize", DS)
+    rows = synthesize_day(spark, settings, probe(settings.llm, standin.base_url), DS, run)
+    result = write_partition(rows, settings.table_path(settings.tables.synthetic_raw), DS)
+    return run, result.rows
+
+
+def test_allocate_slots__distinct_clusters_in_seed_proportion():
+    sizes = {c: n for c, n in enumerate([400, 200, 100, 100, 50, 50, 50, 25, 15, 10])}
+    q, a = 200, 4
+    slots = allocate_slots(sizes, q, a, seed=3)
+    per_request: dict[int, list[int]] = {}
+    for cluster, start, count in slots:
+        for j in range(start, start + count):
+            per_request.setdefault(j % q, []).append(cluster)
+    assert len(per_request) == q
+    assert all(len(c) == a and len(set(c)) == a for c in per_request.values())
+    used = Counter(c for cs in per_request.values() for c in cs)
+    total = sum(sizes.values())
+    for cluster, n in sizes.items():
+        expected = min(q, q * a * n / total)
+        # The 400-seed cluster is capped at one slot per request (Q), the rest
+        # get its excess pro rata; every count stays near its share.
+        assert abs(used[cluster] - expected) <= max(2, 0.35 * expected), (cluster, used[cluster])
+
+
+def test_exemplar_plan__clusters_distinct_within_request(spark, day):
+    seeds = read_table(spark, day.table_path(day.tables.seeds), DS)
+    per_cluster = {int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()}
+    slots = allocate_slots(per_cluster, Q, A, seed=5)
+    plan = exemplar_plan(seeds, slots, Q, seed=5).collect()
+    assert len(plan) == Q
+    for row in plan:
+        clusters = [e[S.CLUSTER_ID] for e in json.loads(row["exemplars_json"])]
+        assert len(clusters) == A and len(set(clusters)) == A
+
+
+@pytest.fixture(scope="module")
+def contract_run(spark, day, standin):
+    """One run with one bad item of each kind injected into every reply."""
+    reset(standin, corrupt=["wrong_type", "bad_vocab", "seed_copy", "unknown_app"])
+    settings = _settings(day, standin, "contract")
+    run, n = _run(spark, settings, standin)
+    return settings, run, n, admin(standin, "/admin/stats")
+
+
+def test_synthesize_day__contract_rows_and_invalid_items_counted(spark, contract_run):
+    settings, run, n, stats = contract_run
+    out = read_table(spark, settings.table_path(settings.tables.synthetic_raw), DS)
+    assert out.columns == [*SYNTHETIC_RAW_COLUMNS, S.DS]
+    types = dict(out.dtypes)
+    assert types["exemplar_cluster_ids"] == "array<int>" and types[S.CLICKED] == "int"
+    rows = out.collect()
+    assert n == len(rows) > 0
+    assert stats["calls"] == 2 * Q  # Q profile + Q click requests, no retries needed
+    assert {r["model"] for r in rows} == {"offline-standin"}
+    assert {r["prompt_version"] for r in rows} == {"v1"}
+    assert all(len(set(r["exemplar_cluster_ids"])) == A for r in rows)
+    assert all(r[f] in S.VOCAB[f] for r in rows for f in S.PROFILE_FIELDS)
+    assert all(0.0 <= r["click_prob"] <= 1.0 and r[S.CLICKED] in (0, 1) for r in rows)
+    assert len({r[S.SYNTH_ID] for r in rows}) == len(rows)
+    seeds = read_table(spark, settings.table_path(settings.tables.seeds), DS).collect()
+    real = {tuple(s[f] for f in S.PROFILE_FIELDS) for s in seeds}
+    assert not any(tuple(r[f] for f in S.PROFILE_FIELDS) in real for r in rows)
+    # One injected bad item of each kind per reply, each dropped and counted.
+    assert run.dropped["profile.wrong_type"] == Q
+    assert run.dropped["profile.value_not_in_vocabulary"] == Q
+    assert run.dropped["profile.copy_of_seed"] >= Q
+    assert run.dropped["click.wrong_type"] == Q
+    assert run.dropped["click.unknown_app_id"] == Q
+
+
+def test_synthesize_day__rerun_is_served_from_cache(spark, contract_run, standin):
+    settings, _, first, _ = contract_run
+    out_path = settings.table_path(settings.tables.synthetic_raw)
+    before = sorted(map(tuple, read_table(spark, out_path, DS).collect()))
+    reset(standin)  # corruption off: a re-sent request would now answer differently
+    run, second = _run(spark, settings, standin)
+    assert admin(standin, "/admin/stats")["calls"] == 0  # nothing re-sent
+    assert run.figures["profile_requests_cached"] == Q
+    assert run.figures["click_requests_cached"] == Q
+    assert second == first
+    assert sorted(map(tuple, read_table(spark, out_path, DS).collect())) == before
+
+
+def test_synthesize_day__permanent_400_fails_fast(spark, day, standin):
+    reset(standin, fail_first=100, fail_kind="400")
+    settings = _settings(day, standin, "reject")
+    with pytest.raises(LLMError, match=r"HTTP 400.*retrying cannot fix"):
+        _run(spark, settings, standin)
+    stats = admin(standin, "/admin/stats")
+    # Only the calls already in flight (<= total concurrency) when the first 400
+    # came back; then every pool stops: not Q calls, and no retries.
+    assert stats["calls"] <= settings.llm.concurrency < Q
+    assert set(stats["attempts_by_request"].values()) == {1}
+
+
+def _cli_config(tmp_path: Path, day: Settings, standin, name: str) -> Path:
+    settings = _settings(day, standin, name)
+    doc = {
+        "warehouse": day.warehouse,
+        "spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 4},
+        "tables": settings.tables.model_dump(),
+        "llm": settings.llm.model_dump(),
+        "synthesize": settings.synthesize.model_dump(),
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_synthesize_cli__killed_run_resumes_without_repeating_calls(spark, day, standin, tmp_path):
+    reset(standin, latency_ms=300)
+    cfg = _cli_config(tmp_path, day, standin, "killed")
+    env = {**os.environ, "COLDSTART_WAREHOUSE": day.warehouse, "COLDSTART_LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "jobs.cli", "synthesize", "--ds", DS, "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while admin(standin, "/admin/stats")["calls"] < Q + 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, "run ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole run: driver, JVM, Python workers
+    proc.wait()
+    first = admin(standin, "/admin/stats")["ok_by_request"]
+    settings = _settings(day, standin, "killed")
+    cached = {
+        r["request_hash"]
+        for r in read_table(spark, settings.table_path(settings.tables.llm_responses))
+        .where("status = 'ok'")
+        .collect()
+    }
+    assert Q <= len(cached) < 2 * Q  # profile waves committed, click waves cut short
+    reset(standin)
+    run, rows = _run(spark, settings, standin)
+    again = admin(standin, "/admin/stats")["ok_by_request"]
+    assert rows > 0
+    assert not cached & set(again), "a cached request was sent again"
+    assert len(set(first) | set(again)) == 2 * Q
+    assert run.figures["profile_requests_cached"] == Q
+
+
+def test_refine_instruction__rounds_stored_and_used_by_daily_runs(day, standin, tmp_path):
+    from llm_client.client import ClientConfig
+    from llm_client.prompts import load_prompts, text_hash
+    from llm_client.refine import load_stored, prompts_in_force, refine
+
+    reset(standin)
+    warehouse = str(tmp_path / "wh")
+    assert prompts_in_force(warehouse, "v1").prompt_version == "v1"
+    cfg = ClientConfig(base_url=standin.base_url, model="offline-standin", concurrency=1)
+    samples = [dict(zip(S.PROFILE_FIELDS, [S.VOCAB[f][0] for f in S.PROFILE_FIELDS], strict=True))]
+    refined = refine(cfg, load_prompts("v1"), samples, rounds=3, warehouse=warehouse, seed=1)
+    stored = load_stored(warehouse, "v1")
+    assert [r["round"] for r in stored["rounds"]] == [0, 1, 2, 3]
+    assert all(r["hash"] == text_hash(r["instruction"]) for r in stored["rounds"])
+    assert len({r["hash"] for r in stored["rounds"]}) == 4  # every round changed it
+    assert admin(standin, "/admin/stats")["calls"] == 3
+    daily = prompts_in_force(warehouse, "v1")
+    assert daily.instruction == refined.instruction == stored["rounds"][-1]["instruction"]
+    assert daily.prompt_version == f"v1+i{stored['rounds'][-1]['hash'][:10]}"
+    assert admin(standin, "/admin/stats")["calls"] == 3  # reading never refines
+
+
+def test_cli__simulate_sample_cluster_synthesize_small_day(spark, warehouse, tmp_path):
+    """The daily chain through the ``coldstart`` entry point, stand-in started by the job."""
+    from jobs.cli import main as cli
+
+    ds = "2026-11-21"
+    cfg = tmp_path / "e2e.yaml"
+    doc = yaml.safe_load((REPO / "configs" / "local.yaml").read_text())
+    doc["cluster"] = {**doc.get("cluster", {}), "k": 8, "seeds_total": 60, "max_iter": 5}
+    doc["synthesize"] = {**doc["synthesize"], "requests": 6, "exemplars_per_request": 4}
+    doc["llm"] = {**doc["llm"], "concurrency": 4, "partition_concurrency": 2}
+    cfg.write_text(yaml.safe_dump(doc))
+    base = ["--ds", ds, "--config", str(cfg)]
+    assert cli(["simulate", *base, "--rows", "3000"]) == 0
+    assert cli(["sample", *base]) == 0
+    assert cli(["cluster", *base]) == 0
+    assert cli(["synthesize", *base]) == 0
+    settings = load_config(cfg)
+    out = read_table(spark, settings.table_path(settings.tables.synthetic_raw), ds)
+    rows = out.collect()
+    assert rows and out.columns == [*SYNTHETIC_RAW_COLUMNS, S.DS]
+    assert {r["model"] for r in rows} == {"offline-standin"}
+    cold = {
+        r[S.APP_ID]
+        for r in read_table(spark, settings.table_path(settings.tables.apps))
+        .where("is_cold_start")
+        .collect()
+    }
+    assert {r[S.APP_ID] for r in rows} <= cold
