@@ -38,5 +38,10 @@ lint: setup
 test: lint
 	$(BIN)/pytest -q
 
+# Regenerate benchmarks/results/ (every benchmark; hours on 2 cores).
+# ONLY=stage1,alignment to run some.
+bench: setup
+	$(BIN)/python benchmarks/regenerate.py $(if $(ONLY),--only $(ONLY))
+
 clean:
 	rm -rf warehouse runs dist build *.egg-info

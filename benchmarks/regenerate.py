@@ -1,0 +1,112 @@
+"""Regenerate ``benchmarks/results/`` with one command.
+
+    python benchmarks/regenerate.py                  # every benchmark (hours on 2 cores)
+    python benchmarks/regenerate.py --only stage1,alignment
+    make bench                                       # the same, every benchmark
+
+Each benchmark is a script that prints one JSON object on stdout. This runs
+the registered ones in turn with the arguments below (the sizes the results
+were taken at), and writes ``benchmarks/results/<name>.json`` holding that
+object plus the commit it ran on, the command, the wall time and the load
+average before and after (this is a shared 2-core machine: a figure taken at
+load 10 is not a figure taken at load 1). Benchmarks that also render a
+Markdown table (paper_tables, cold_start, alignment, ...) write it next to the
+JSON themselves. A benchmark that fails leaves its previous result in place and
+makes the exit code non-zero; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+# name -> arguments of benchmarks/<script>.py (script defaults to the name).
+REGISTRY: dict[str, dict[str, object]] = {
+    "simulate": {"args": []},
+    "stage1": {
+        "args": [
+            "--rows",
+            "300000",
+            "--scale-rows",
+            "1000000",
+            "--skip-variants",
+            "--driver-memory",
+            "2g",
+        ]
+    },
+    "weights": {"args": []},
+    "interactions": {"args": []},
+    "llm_client": {"args": ["--quick"]},
+    "alignment": {"args": []},
+    "daily_run": {"args": []},
+    "paper_tables": {"args": []},
+}
+
+
+def _head() -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    )
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True)
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def run_one(name: str, spec: dict[str, object]) -> bool:
+    """Run one benchmark; write its result file only when it succeeded."""
+    script = REPO / "benchmarks" / f"{spec.get('script', name)}.py"
+    cmd = [sys.executable, str(script), *[str(a) for a in spec["args"]]]  # type: ignore[union-attr]
+    load_before, start = os.getloadavg(), time.monotonic()
+    print(f"[regenerate] {name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        print(f"[regenerate] {name}: exit {proc.returncode}; result kept", file=sys.stderr)
+        return False
+    text = proc.stdout.strip()
+    try:
+        result = json.loads(text[text.index("{") :])
+    except ValueError:
+        print(f"[regenerate] {name}: stdout is not one JSON object", file=sys.stderr)
+        return False
+    doc = {
+        "benchmark": name,
+        "commit": _head(),
+        "command": "python " + " ".join([f"benchmarks/{script.name}", *cmd[2:]]),
+        "wall_s": round(time.monotonic() - start, 1),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "result": result,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(RESULTS / f"{name}.json")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the registry and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        print(json.dumps(REGISTRY, indent=1))
+        return 0
+    names = args.only.split(",") if args.only else list(REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {sorted(REGISTRY)}")
+    failed = [n for n in names if not run_one(n, REGISTRY[n])]
+    print(json.dumps({"ran": names, "failed": failed}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
