@@ -55,7 +55,6 @@ FEATURES = "features"
 MODEL_NAME = "cluster_pipeline"
 # Users sharing one profile vector: the KMeans weight of that vector.
 MULTIPLICITY = "_multiplicity"
-_VECTOR_KEY = "_vector"
 
 
 def behaviour_columns(categories: Sequence[str]) -> list[str]:
@@ -187,25 +186,29 @@ def build_clusterer(
     )
 
 
-def distinct_vectors(featured: DataFrame, partitions: int) -> DataFrame:
-    """One row per distinct feature vector with its user count as ``MULTIPLICITY``.
+def distinct_vectors(
+    profiles: DataFrame, features: PipelineModel, inputs: Sequence[str], partitions: int
+) -> DataFrame:
+    """One row per distinct input vector with its user count as ``MULTIPLICITY``, encoded.
 
-    Laid out in ``partitions`` hash partitions sorted by the vector, so the
-    fit sees the same rows in the same order on any cluster (KMeans' init
-    samples per partition).
+    Deduplicated and laid out on the *raw* inputs (profile strings and the
+    behaviour numbers, exact for a given day), not on the scaled vector: the
+    scaler's mean and std are float sums whose last bits depend on the order
+    tasks finish, so hashing the scaled doubles put points into other
+    partitions on a cluster than locally, and KMeans' init (which samples per
+    partition) drew other centres. ``partitions`` hash partitions sorted by
+    the inputs give the fit the same rows in the same order anywhere.
     """
-    from pyspark.ml.functions import array_to_vector, vector_to_array
     from pyspark.sql import functions as F
 
-    key = vector_to_array(F.col(FEATURES)).alias(_VECTOR_KEY)
-    return (
-        featured.select(key)
-        .groupBy(_VECTOR_KEY)
+    cols = list(inputs)
+    points = (
+        profiles.groupBy(*cols)
         .agg(F.count(F.lit(1)).cast("double").alias(MULTIPLICITY))
-        .repartition(partitions, _VECTOR_KEY)
-        .sortWithinPartitions(_VECTOR_KEY)
-        .select(array_to_vector(F.col(_VECTOR_KEY)).alias(FEATURES), MULTIPLICITY)
+        .repartition(partitions, *cols)
+        .sortWithinPartitions(*cols)
     )
+    return features.transform(points).select(FEATURES, MULTIPLICITY)
 
 
 def assign_clusters(
@@ -261,7 +264,8 @@ def fit_model(
 
     figures: dict[str, Any] = {}
     features = build_features(numeric_cols, profile_cols=profile_cols).fit(profiles)
-    points = distinct_vectors(features.transform(profiles), cfg.fit_partitions).persist()
+    inputs = [*profile_cols, *numeric_cols]
+    points = distinct_vectors(profiles, features, inputs, cfg.fit_partitions).persist()
     try:
         n_vectors = points.count()
         k = effective_k(cfg.k, n_vectors)
