@@ -217,3 +217,25 @@ def test_train_inputs__recorded_versions_read_the_same_rows_after_a_rewrite(spar
     latest, _ = resolve_inputs(settings, day)
     assert latest.tables[settings.tables.user_logs]["version"] == 1
     assert latest.real.version == 1
+
+
+def test_same_rows_as__reads_the_versions_a_model_recorded(settings, warehouse):
+    import json
+
+    from jobs.model.train import pinned_versions
+
+    inputs = {"raw.user_logs": {"path": "p", "version": 4, "days": [DAYS[0]]}}
+    for version, meta in {
+        "v1": {"weeks_ending": DAYS[0], "inputs": inputs},
+        "v0": {"weeks_ending": DAYS[0]},
+    }.items():
+        folder = warehouse / "model" / "recall" / version
+        folder.mkdir(parents=True)
+        (folder / "meta.json").write_text(json.dumps(meta))
+    assert pinned_versions(settings, "v1", DAYS[0]) == {"raw.user_logs": 4}
+    with pytest.raises(InputError, match=r"trained for --weeks-ending 2026-11-21, not 2026-11-22"):
+        pinned_versions(settings, "v1", DAYS[1])
+    with pytest.raises(InputError, match=r"model v0: meta.json has no 'inputs'"):
+        pinned_versions(settings, "v0", DAYS[0])
+    with pytest.raises(InputError, match=r"model version 'v9' not found"):
+        pinned_versions(settings, "v9", DAYS[0])
