@@ -2,6 +2,11 @@
 
     python benchmarks/reader_abort.py --runs 10 > benchmarks/results/reader_abort.json
     python benchmarks/reader_abort.py --table warehouse/gold/weighted_synthetic --runs 10
+    python benchmarks/reader_abort.py --python /tmp/clean/bin/python --runs 20
+
+``--python`` runs the snippets in another interpreter, e.g. a clean
+virtualenv with only ``deltalake`` and ``pyarrow`` (the issue's setting; the
+reader needs nothing else).
 
 Each snippet runs in ``--runs`` fresh interpreters (the abort happens at exit,
 "terminate called without an active exception", exit code 134), the same
@@ -66,14 +71,14 @@ def make_table(path: str, days: int, rows: int) -> None:
         write_deltalake(path, table, partition_by=["ds"], mode="append")
 
 
-def exit_codes(code: str, runs: int) -> list[int]:
+def exit_codes(code: str, runs: int, python: str = sys.executable) -> list[int]:
     """Exit codes of ``runs`` fresh interpreters running ``code``."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": repo}
     out = []
     for _ in range(runs):
         proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+            [python, "-c", code], capture_output=True, text=True, env=env, timeout=300
         )
         out.append(proc.returncode)
     return out
@@ -91,6 +96,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--rows", type=int, default=200_000, help="rows per day")
     parser.add_argument("--only", default=None, help="comma-separated snippet names")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the snippets")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.table or os.path.join(tmp, "weighted_synthetic")
@@ -100,7 +106,7 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         results = {}
         for name in names:
-            codes = exit_codes(SNIPPETS[name].format(path=path), args.runs)
+            codes = exit_codes(SNIPPETS[name].format(path=path), args.runs, args.python)
             results[name] = {
                 "nonzero": sum(c != 0 for c in codes),
                 "runs": len(codes),
@@ -109,6 +115,7 @@ def main() -> None:
     doc = {
         "deltalake": deltalake.__version__,
         "pyarrow": pyarrow.__version__,
+        "python": args.python,
         "table": args.table or f"generated: {args.days} days x {args.rows} rows",
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg()[0],

@@ -131,15 +131,21 @@ def delta_days(path: str, version: int | None = None) -> list[str]:
 
 
 def stream_frames(
-    source: DeltaSource, columns: list[str], batch_rows: int, shard: tuple[int, int] = (0, 1)
+    source: DeltaSource,
+    columns: list[str],
+    batch_rows: int,
+    shard: tuple[int, int] = (0, 1),
+    snap: reader.Snapshot | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Arrow batches of ``source`` (only its days, only ``columns``) as pandas frames.
 
     Columns the table lacks (e.g. context fields in the synthetic table) come
     back as nulls, which the encoder maps to the OOV slot. ``shard=(i, n)``
-    reads every n-th file (one DataLoader worker's share).
+    reads every n-th file (one DataLoader worker's share); ``snap``, the
+    source's snapshot resolved beforehand, keeps delta-rs out of the call.
     """
-    snap = reader.snapshot(source.path, source.version)
+    if snap is None:
+        snap = reader.snapshot(source.path, source.version)
     batches = reader.scan(
         snap,
         days=list(source.days),

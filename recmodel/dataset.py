@@ -18,7 +18,10 @@ rows land in every shuffle buffer; a buffer of ``shuffle_rows`` rows is
 shuffled with ``seed`` and cut into minibatches. Rows are read through
 ``recmodel.reader`` (no delta-rs scan, no abort at exit) at the sources'
 pinned Delta versions. With DataLoader workers, each worker reads every n-th
-file of each source, so no row is read twice.
+file of each source, so no row is read twice; the snapshots are resolved in
+the constructor, in the parent process, because delta-rs's runtime panics in
+a forked worker ("Forked process detected", tokio-rs/tokio#4301) while the
+pyarrow scan the workers run is fork-safe.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pandas as pd
 from torch.utils.data import IterableDataset, get_worker_info
 
 from jobs.platform import schema as S
+from recmodel import reader
 from recmodel.data import DeltaSource, shuffled, stream_frames
 
 
@@ -82,10 +86,16 @@ class MixedDeltaDataset(IterableDataset):
         self.keep_real = keep_real
         self.batch_rows, self.shuffle_rows, self.seed = batch_rows, shuffle_rows, seed
         self.batch_size, self.to_batch = batch_size, to_batch
+        self.real_snapshot = reader.snapshot(real.path, real.version)
+        self.synthetic_snapshot = (
+            None if synthetic is None else reader.snapshot(synthetic.path, synthetic.version)
+        )
 
-    def _source(self, source: DeltaSource, shard: tuple[int, int]) -> Iterator[pd.DataFrame]:
+    def _source(
+        self, source: DeltaSource, snap: reader.Snapshot, shard: tuple[int, int]
+    ) -> Iterator[pd.DataFrame]:
         columns = [*self.columns, source.weight] if source.weight else self.columns
-        for frame in stream_frames(source, columns, self.batch_rows, shard=shard):
+        for frame in stream_frames(source, columns, self.batch_rows, shard=shard, snap=snap):
             if source is self.real and self.keep_real is not None:
                 frame = frame[np.asarray(self.keep_real(frame), dtype=bool)]
                 if not len(frame):
@@ -98,10 +108,10 @@ class MixedDeltaDataset(IterableDataset):
 
     def frames(self, shard: tuple[int, int] = (0, 1)) -> Iterator[pd.DataFrame]:
         """The mixed frames before shuffling (real first, then alternating)."""
-        real = self._source(self.real, shard)
-        if self.synthetic is None:
+        real = self._source(self.real, self.real_snapshot, shard)
+        if self.synthetic is None or self.synthetic_snapshot is None:
             return real
-        return interleave(real, self._source(self.synthetic, shard))
+        return interleave(real, self._source(self.synthetic, self.synthetic_snapshot, shard))
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
