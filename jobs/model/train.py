@@ -23,12 +23,16 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from configs.recmodel import RecmodelSettings
 from jobs.platform import schema as S
 from jobs.platform.errors import EmptyInputError, InputError
+
+if TYPE_CHECKING:
+    from recmodel.dataset import MixedDeltaDataset
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ def mixed_dataset(
     split: str,
     seed: int | None = None,
     **batching,
-):
+) -> MixedDeltaDataset:
     """One split's rows; synthetic rows only ever join (interleaved) the training split.
 
     ``seed`` shuffles in buffers of ``rc.shuffle_rows``; ``batching`` is
