@@ -2,7 +2,8 @@
 
 Files: ``model.pt`` (weights only, loadable with ``weights_only=True``),
 ``encoder.json`` (vocabularies, numeric statistics), ``config.json`` (model
-settings) and ``meta.json`` (training window, metrics). ``meta.json`` is
+settings) and ``meta.json`` (training window, metrics, and under ``inputs`` the path,
+Delta version and days of every table the run read). ``meta.json`` is
 written last: a version without it is an unfinished write and is invisible
 to ``latest_version`` and ``load_artifact``. Versions are UTC timestamps
 first, so sorting names sorts by creation time. Paths may be local or URIs
@@ -126,6 +127,17 @@ def load_artifact(root: str, version: str) -> Artifact:
     model.load_state_dict(state)
     model.eval()
     return Artifact(version, path, model, encoder, json.loads(read(META)))
+
+
+def load_meta(root: str, version: str) -> dict[str, Any]:
+    """A version's ``meta.json`` alone (window, metrics, table lineage), no weights loaded."""
+    path = f"{root.rstrip('/')}/{version}"
+    fs, base = _fs(path)
+    if fs.get_file_info(f"{base}/{META}").type != pafs.FileType.File:
+        have = ", ".join(list_versions(root)[-5:]) or "none"
+        raise InputError(f"model version {version!r} not found under {root} (latest: {have})")
+    with fs.open_input_stream(f"{base}/{META}") as fh:
+        return json.loads(fh.read())
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -1,9 +1,11 @@
 """Rows -> tensors: label checks, deterministic splits, streaming Delta batches.
 
 The weekly trainer must not load a week of impressions into memory, so a
-Delta table is read as an Arrow dataset (``DeltaTable.to_pyarrow_dataset``)
-filtered to the window's ``ds`` values and iterated batch by batch; a small
-shuffle buffer of a few batches de-correlates consecutive minibatches.
+Delta table is read through ``recmodel.reader`` (the snapshot's files at a
+pinned version, scanned by pyarrow; never delta-rs's own scan, which aborts
+the interpreter at exit) filtered to the window's ``ds`` values and iterated
+batch by batch; a small shuffle buffer of a few batches de-correlates
+consecutive minibatches.
 Train / validation / test membership is a hash of the row key (ds,
 event_id), so a row lands in the same split on every pass and every re-run.
 """
@@ -19,7 +21,8 @@ import pandas as pd
 import torch
 
 from jobs.platform import schema as S
-from jobs.platform.errors import EmptyInputError, InputError, TableNotFoundError
+from jobs.platform.errors import EmptyInputError, InputError
+from recmodel import reader
 from recmodel.features import FeatureEncoder, check_columns
 from recmodel.train import Batch
 
@@ -111,52 +114,48 @@ def key_fraction(ds: np.ndarray, event_id: np.ndarray, salt: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DeltaSource:
-    """A Delta table read for training: which days, and which column weights rows."""
+    """A Delta table read for training: which days, which version, which column weights rows."""
 
     path: str
     days: tuple[str, ...]
     weight: str | None = None
     # Rows of this source may be held out for validation / test (real logs only).
     holdout: bool = True
+    # The Delta table version read (None: the latest at each read; pin it to repeat a run).
+    version: int | None = None
 
 
-def delta_days(path: str) -> list[str]:
-    """Sorted ``ds`` values in the table's current snapshot (from the log, no scan)."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    if not DeltaTable.is_deltatable(path):
-        raise TableNotFoundError(f"table {path}: no Delta table there")
-    actions = pa.table(DeltaTable(path).get_add_actions(flatten=True))
-    col = f"partition.{S.DS}"
-    if col not in actions.column_names:
-        return []
-    return sorted({v for v in actions.column(col).to_pylist() if v is not None})
+def delta_days(path: str, version: int | None = None) -> list[str]:
+    """Sorted ``ds`` values in the table's snapshot (from the log, no scan)."""
+    return reader.snapshot(path, version).days()
 
 
 def stream_frames(
-    source: DeltaSource, columns: list[str], batch_rows: int
+    source: DeltaSource,
+    columns: list[str],
+    batch_rows: int,
+    shard: tuple[int, int] = (0, 1),
+    snap: reader.Snapshot | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Arrow batches of ``source`` (only its days, only ``columns``) as pandas frames.
 
     Columns the table lacks (e.g. context fields in the synthetic table) come
-    back as nulls, which the encoder maps to the OOV slot.
+    back as nulls, which the encoder maps to the OOV slot. ``shard=(i, n)``
+    reads every n-th file (one DataLoader worker's share); ``snap``, the
+    source's snapshot resolved beforehand, keeps delta-rs out of the call.
     """
-    import pyarrow.dataset as pads
-    from deltalake import DeltaTable
-
-    dataset = DeltaTable(source.path).to_pyarrow_dataset()
-    have = set(dataset.schema.names)
-    read = [c for c in dict.fromkeys(columns) if c in have]
-    flt = pads.field(S.DS).isin(list(source.days))
-    for rb in dataset.to_batches(columns=read, filter=flt, batch_size=batch_rows):
-        if rb.num_rows == 0:
-            continue
-        pdf = rb.to_pandas()
-        for c in columns:
-            if c not in pdf.columns:
-                pdf[c] = None
-        yield pdf
+    if snap is None:
+        snap = reader.snapshot(source.path, source.version)
+    batches = reader.scan(
+        snap,
+        days=list(source.days),
+        columns=columns,
+        batch_rows=batch_rows,
+        fill_missing=True,
+        shard=shard,
+    )
+    for rb in batches:
+        yield rb.to_pandas()
 
 
 def shuffled(frames: Iterator[pd.DataFrame], buffer_rows: int, seed: int) -> Iterator[pd.DataFrame]:

@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from jobs.platform import schema as S
-
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -43,23 +41,29 @@ FEATURE_GROUP_COLUMNS = (
 
 
 def sample_window_rows(
-    path: str, days: list[str], columns: list[str], rows: int, seed: int
+    path: str,
+    days: list[str],
+    columns: list[str],
+    rows: int,
+    seed: int,
+    version: int | None = None,
 ) -> pd.DataFrame:
-    """About ``rows`` uniformly drawn rows of the window, streamed (bounded memory)."""
-    import pyarrow.dataset as pads
-    from deltalake import DeltaTable
+    """About ``rows`` uniformly drawn rows of the window, streamed (bounded memory).
 
+    ``version`` is the Delta version the model was trained on (its meta.json
+    lineage), so the attribution sees the model's own training window.
+    """
     from jobs.platform.errors import EmptyInputError
+    from recmodel import reader
 
-    dataset = DeltaTable(path).to_pyarrow_dataset()
-    flt = pads.field(S.DS).isin(days)
-    total = dataset.count_rows(filter=flt)
+    dataset = reader.dataset(reader.snapshot(path, version), days)
+    total = dataset.count_rows()
     if total == 0:
         raise EmptyInputError(f"table {path}: no rows in ds {days} to attribute on")
     frac = min(1.0, 1.2 * rows / total)
     rng = np.random.default_rng(seed)
     parts = []
-    for rb in dataset.to_batches(columns=columns, filter=flt, batch_size=65_536):
+    for rb in dataset.to_batches(columns=columns, batch_size=65_536):
         keep = rng.random(rb.num_rows) < frac
         if keep.any():
             parts.append(rb.to_pandas()[keep])
@@ -139,7 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     art = load_artifact(root, version)
     fields = list(art.encoder.spec.fields)
     logs_path = settings.table_path(settings.tables.user_logs)
-    pdf = sample_window_rows(logs_path, list(art.meta["days"]), fields, 2 * cfg.rows, cfg.seed)
+    # Models trained before lineage have no "inputs": read the latest version.
+    trained_on = art.meta.get("inputs", {}).get(settings.tables.user_logs, {}).get("version")
+    pdf = sample_window_rows(
+        logs_path, list(art.meta["days"]), fields, 2 * cfg.rows, cfg.seed, trained_on
+    )
     matrix = model_interactions(art.model, art.encoder, pdf, cfg)
     groups = feature_groups(matrix, fields, cfg.gamma)
     doc = {

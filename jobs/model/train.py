@@ -6,11 +6,14 @@
 Reads ``raw.user_logs`` for the 7 days ending ``--weeks-ending`` (whichever
 of them exist) and, with ``recmodel.use_synthetic``, the same days of
 ``gold.weighted_synthetic`` (its ``weight`` column weights the loss). Both
-are streamed batch by batch from Delta (no week in memory). Real
+are streamed batch by batch from Delta (no week in memory) through
+``recmodel.dataset.MixedDeltaDataset``, the trainers' public input path. Real
 impressions are split by a hash of (ds, event_id) into train / validation
 (early stopping) / test; the test split is reported overall and on
 cold-start apps (``ref.apps.is_cold_start``). The model lands as one
-versioned artifact under ``<warehouse>/model/recall/<version>/``.
+versioned artifact under ``<warehouse>/model/recall/<version>/``; its
+``meta.json`` records under ``inputs`` the Delta version of every table read.
+``--same-rows-as V`` pins those versions of model V's run: same rows again.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from configs.recmodel import RecmodelSettings
 from jobs.platform import schema as S
 from jobs.platform.errors import EmptyInputError, InputError
+
+if TYPE_CHECKING:
+    from recmodel.dataset import MixedDeltaDataset
 
 log = logging.getLogger(__name__)
 
@@ -58,43 +65,49 @@ class TrainInputs:
     real: object  # recmodel.data.DeltaSource
     synthetic: object | None
     cold_apps: frozenset[str]
+    # Lineage for meta.json: table name -> {path, version, days} of every table read.
+    tables: dict[str, dict] = field(default_factory=dict)
+
+
+def mixed_dataset(
+    inputs: TrainInputs,
+    rc: RecmodelSettings,
+    split: str,
+    seed: int | None = None,
+    **batching,
+) -> MixedDeltaDataset:
+    """One split's rows; synthetic rows only ever join (interleaved) the training split.
+
+    ``seed`` shuffles in buffers of ``rc.shuffle_rows``; ``batching`` is
+    ``batch_size`` / ``to_batch`` of ``MixedDeltaDataset``.
+    """
+    from recmodel.dataset import MixedDeltaDataset
+
+    columns = [S.DS, S.EVENT_ID, S.APP_ID, S.CLICKED, *rc.categorical, *rc.numeric]
+    return MixedDeltaDataset(
+        inputs.real,
+        inputs.synthetic if split == "train" else None,
+        columns,
+        keep_real=lambda frame: split_of(frame, rc) == split,
+        batch_rows=rc.batch_rows,
+        shuffle_rows=rc.shuffle_rows if seed is not None else 0,
+        seed=seed or 0,
+        **batching,
+    )
 
 
 def frames_for(inputs: TrainInputs, rc: RecmodelSettings, split: str) -> Iterator[pd.DataFrame]:
-    """Frames of one split; synthetic rows only ever join (interleaved) the training split."""
-    from recmodel.data import stream_frames
-
-    columns = [S.DS, S.EVENT_ID, S.APP_ID, S.CLICKED, *rc.categorical, *rc.numeric]
-
-    def real() -> Iterator[pd.DataFrame]:
-        for frame in stream_frames(inputs.real, columns, rc.batch_rows):
-            part = frame[split_of(frame, rc) == split]
-            if len(part):
-                yield part.assign(**{S.WEIGHT: 1.0})
-
-    if split != "train" or inputs.synthetic is None:
-        return real()
-    syn_cols = [S.DS, S.APP_ID, S.CLICKED, S.WEIGHT, *rc.categorical, *rc.numeric]
-    return interleave(real(), stream_frames(inputs.synthetic, syn_cols, rc.batch_rows))
+    """Unshuffled frames of one split (the encoder's sample reads these)."""
+    return mixed_dataset(inputs, rc, split).frames()
 
 
-def interleave(*iterators: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Round-robin over iterators so synthetic rows mix into every shuffle buffer."""
-    live = list(iterators)
-    while live:
-        for it in list(live):
-            try:
-                yield next(it)
-            except StopIteration:
-                live.remove(it)
-
-
-def check_window(path: str, days: list[str]) -> dict[str, int]:
+def check_window(path: str, days: list[str], version: int | None = None) -> dict[str, int]:
     """Row and click counts of the window (a streaming count); errors if unusable."""
     import pyarrow.dataset as pads
-    from deltalake import DeltaTable
 
-    dataset = DeltaTable(path).to_pyarrow_dataset()
+    from recmodel import reader
+
+    dataset = reader.dataset(reader.snapshot(path, version), days)
     in_window = pads.field(S.DS).isin(days)
     rows = dataset.count_rows(filter=in_window)
     clicks = dataset.count_rows(filter=in_window & (pads.field(S.CLICKED) == 1))
@@ -122,7 +135,7 @@ def encoder_sample(inputs: TrainInputs, rc: RecmodelSettings, total: int) -> pd.
 
 def train_window(inputs: TrainInputs, rc: RecmodelSettings, counts: dict[str, int]) -> dict:
     """Fit encoder, train with early stopping, evaluate on the held-out real rows."""
-    from recmodel.data import encode_frame, minibatch_stream, shuffled
+    from recmodel.data import encode_frame
     from recmodel.features import FeatureEncoder, FeatureSpec
     from recmodel.model import build_model
     from recmodel.train import evaluate, train_model
@@ -135,11 +148,8 @@ def train_window(inputs: TrainInputs, rc: RecmodelSettings, counts: dict[str, in
         return encode_frame(encoder, frame, S.CLICKED, weight=S.WEIGHT, cold_apps=inputs.cold_apps)
 
     def batches(split: str, seed: int | None):
-        frames = frames_for(inputs, rc, split)
-        if seed is not None:
-            frames = shuffled(frames, rc.shuffle_rows, seed)
         size = rc.train.batch_size if seed is not None else 8_192
-        return minibatch_stream(frames, to_batch, size)
+        return iter(mixed_dataset(inputs, rc, split, seed, batch_size=size, to_batch=to_batch))
 
     report = train_model(
         model,
@@ -157,26 +167,57 @@ def train_window(inputs: TrainInputs, rc: RecmodelSettings, counts: dict[str, in
     }
 
 
-def cold_start_apps(apps_path: str) -> frozenset[str]:
+def cold_start_apps(apps_path: str, version: int | None = None) -> frozenset[str]:
     """App ids flagged ``is_cold_start`` in ref.apps (a small dimension table)."""
-    from deltalake import DeltaTable
+    from recmodel import reader
 
-    from jobs.platform.errors import TableNotFoundError
-
-    if not DeltaTable.is_deltatable(apps_path):
-        raise TableNotFoundError(f"table {apps_path}: no Delta table there (ref.apps)")
-    apps = DeltaTable(apps_path).to_pandas(columns=[S.APP_ID, S.IS_COLD_START])
+    apps = reader.read_pandas(apps_path, columns=[S.APP_ID, S.IS_COLD_START], version=version)
     return frozenset(apps.loc[apps[S.IS_COLD_START].fillna(False), S.APP_ID])
 
 
-def resolve_inputs(settings, weeks_ending: str) -> tuple[TrainInputs, list[str]]:
-    """Sources for the window: real days (error if none), synthetic if configured."""
+def pinned_versions(settings, model_version: str, weeks_ending: str) -> dict[str, int]:
+    """Table versions model ``model_version`` was trained on (``--same-rows-as``)."""
+    from recmodel.artifacts import load_meta, model_root
+
+    meta = load_meta(model_root(settings.warehouse), model_version)
+    if "inputs" not in meta:
+        raise InputError(
+            f"model {model_version}: meta.json has no 'inputs' (trained before lineage)"
+        )
+    if meta["weeks_ending"] != weeks_ending:
+        raise InputError(
+            f"model {model_version}: trained for --weeks-ending {meta['weeks_ending']}, "
+            f"not {weeks_ending}; the same rows need the same window"
+        )
+    return {name: int(t["version"]) for name, t in meta["inputs"].items()}
+
+
+def resolve_inputs(
+    settings, weeks_ending: str, pins: dict[str, int] | None = None
+) -> tuple[TrainInputs, list[str]]:
+    """Sources for the window at pinned Delta versions: real days (error if none), synthetic.
+
+    Each table's version is fixed here once (the latest, or ``pins[name]``),
+    so every pass of every epoch reads the same snapshot and meta.json can
+    record it.
+    """
     from jobs.platform.errors import TableNotFoundError
-    from recmodel.data import DeltaSource, delta_days
+    from recmodel import reader
+    from recmodel.data import DeltaSource
 
     rc = settings.recmodel
-    logs_path = settings.table_path(settings.tables.user_logs)
-    days = window_days(weeks_ending, delta_days(logs_path))
+    pins = pins or {}
+    tables: dict[str, dict] = {}
+
+    def pin(name: str) -> tuple[str, reader.Snapshot]:
+        path = settings.table_path(name)
+        snap = reader.snapshot(path, pins.get(name))
+        tables[name] = {"path": path, "version": snap.version}
+        return path, snap
+
+    logs_path, logs = pin(settings.tables.user_logs)
+    days = window_days(weeks_ending, logs.days())
+    tables[settings.tables.user_logs]["days"] = days
     if not days:
         start = dt.date.fromisoformat(weeks_ending) - dt.timedelta(days=WINDOW_DAYS - 1)
         raise EmptyInputError(
@@ -186,18 +227,26 @@ def resolve_inputs(settings, weeks_ending: str) -> tuple[TrainInputs, list[str]]
     if rc.use_synthetic:
         # The first weekly run precedes the first published day: no table yet is
         # the same as no day in the window (a warning, then real rows only).
-        syn_path = settings.table_path(settings.tables.weighted_synthetic)
+        syn_name = settings.tables.weighted_synthetic
         try:
-            published = delta_days(syn_path)
+            syn_path, syn = pin(syn_name)
         except TableNotFoundError:
-            published = []
-        syn_days = window_days(weeks_ending, published)
+            if syn_name in pins:
+                raise
+            syn_path, syn = settings.table_path(syn_name), None
+        syn_days = window_days(weeks_ending, syn.days()) if syn else []
         if syn_days:
-            synthetic = DeltaSource(syn_path, tuple(syn_days), weight=S.WEIGHT, holdout=False)
+            tables[syn_name]["days"] = syn_days
+            synthetic = DeltaSource(
+                syn_path, tuple(syn_days), weight=S.WEIGHT, holdout=False, version=syn.version
+            )
         else:
+            tables.pop(syn_name, None)
             log.warning("%s: no published day in the window; training on real rows only", syn_path)
-    cold = cold_start_apps(settings.table_path(settings.tables.apps))
-    return TrainInputs(DeltaSource(logs_path, tuple(days)), synthetic, cold), days
+    apps_path, apps = pin(settings.tables.apps)
+    cold = cold_start_apps(apps_path, apps.version)
+    real = DeltaSource(logs_path, tuple(days), version=logs.version)
+    return TrainInputs(real, synthetic, cold, tables), days
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,18 +257,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = job_parser("train", "Weekly recall-model training.", with_ds=False)
     parser.add_argument("--weeks-ending", required=True, type=ds_arg, help="last day YYYY-MM-DD")
+    parser.add_argument(
+        "--same-rows-as",
+        default=None,
+        metavar="MODEL_VERSION",
+        help="read the Delta table versions that model version read (repeat its run)",
+    )
     args = parser.parse_args(argv)
     settings = load_config(args.config)
     rc = settings.recmodel
     run = RunLog("train", args.weeks_ending)
-    inputs, days = resolve_inputs(settings, args.weeks_ending)
-    counts = check_window(inputs.real.path, days)
+    pins = (
+        pinned_versions(settings, args.same_rows_as, args.weeks_ending)
+        if args.same_rows_as
+        else None
+    )
+    inputs, days = resolve_inputs(settings, args.weeks_ending, pins)
+    counts = check_window(inputs.real.path, days, inputs.real.version)
     out = train_window(inputs, rc, counts)
     report = out["report"]
     meta = {
         "weeks_ending": args.weeks_ending,
         "days": days,
         "synthetic_days": list(inputs.synthetic.days) if inputs.synthetic else [],
+        "inputs": inputs.tables,
         "rows_in_window": counts,
         "test": out["test"],
         "test_cold_start": out["test_cold_start"],

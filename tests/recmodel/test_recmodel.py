@@ -155,10 +155,9 @@ def _expected_groups(fields: list[str], planted: set[frozenset[str]]) -> list[li
 
 def test_train_and_interactions_jobs__recover_planted_pairs(sim_warehouse, capsys):
     # Setup: a week ending on the second simulated day (5 of its days are missing).
-    from deltalake import DeltaTable
-
     from jobs.model import interactions, train
     from recmodel.groups import top_pairs
+    from recmodel.reader import read_pandas, table_version
 
     # Run
     assert train.main(["--weeks-ending", "2026-11-25"]) == 0
@@ -171,8 +170,16 @@ def test_train_and_interactions_jobs__recover_planted_pairs(sim_warehouse, capsy
     assert art.meta["test"]["auc"] > 0.7 and art.meta["test"]["rows"] > 5_000
     assert art.meta["test_cold_start"]["rows"] > 0
     assert "test (held-out real): auc=0." in out and "cold-start apps" in out
+    # Lineage: the Delta version of every table read.
+    logs_path = str(sim_warehouse / "raw" / "user_logs")
+    assert art.meta["inputs"]["raw.user_logs"] == {
+        "path": logs_path,
+        "version": table_version(logs_path),
+        "days": list(SIM_DAYS),
+    }
+    assert set(art.meta["inputs"]) == {"raw.user_logs", "ref.apps"}
     # Assert: one model.feature_groups row with the contract and the planted pairs.
-    fg = DeltaTable(str(sim_warehouse / "model" / "feature_groups")).to_pandas()
+    fg = read_pandas(str(sim_warehouse / "model" / "feature_groups"))
     assert len(fg) == 1 and fg.model_version[0] == art.version
     fields = json.loads(fg.fields[0])
     matrix = np.array(json.loads(fg.interaction_matrix[0]))
@@ -185,16 +192,15 @@ def test_train_and_interactions_jobs__recover_planted_pairs(sim_warehouse, capsy
     ).stat().st_size > 5_000
     # Re-running the same version replaces its row (one row per model version).
     assert interactions.main(["--model", art.version]) == 0
-    assert len(DeltaTable(str(sim_warehouse / "model" / "feature_groups")).to_pandas()) == 1
+    assert len(read_pandas(str(sim_warehouse / "model" / "feature_groups"))) == 1
 
 
 def test_fit_feature_groups__planted_pairs_on_simulated_logs(sim_warehouse):
-    from deltalake import DeltaTable
-
     from recmodel.groups import top_pairs
     from recmodel.pipeline import fit_feature_groups
+    from recmodel.reader import read_pandas
 
-    logs = DeltaTable(str(sim_warehouse / "raw" / "user_logs")).to_pandas()
+    logs = read_pandas(str(sim_warehouse / "raw" / "user_logs"))
     spec = FeatureSpec(
         tuple(f for f in S.LOG_FEATURE_FIELDS if f not in S.NUMERIC_FIELDS), S.NUMERIC_FIELDS
     )
@@ -206,7 +212,7 @@ def test_fit_feature_groups__planted_pairs_on_simulated_logs(sim_warehouse):
 
 
 def test_interleave__alternates_sources_until_all_are_exhausted():
-    from jobs.model.train import interleave
+    from recmodel.dataset import interleave
 
     frames = [pd.DataFrame({"x": [i]}) for i in range(5)]
     out = interleave(iter(frames[:3]), iter(frames[3:]))
