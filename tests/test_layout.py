@@ -89,3 +89,50 @@ def test_violations__catches_an_upward_import(tmp_path, room, line, why):
     (tmp_path / "jobs" / room / "bad.py").write_text(f"def f():\n    {line}\n")
     found = violations(tmp_path)
     assert len(found) == 1 and why in found[0], found
+
+
+def unresolved_imports(repo: Path) -> list[str]:
+    """``from <our module> import name`` lines (lazy ones inside functions too) that fail.
+
+    Module-level imports fail at import time, but an import inside a function
+    only fails when that function runs, which may be deep inside an
+    end-to-end run; this resolves each one statically, in this process.
+    """
+    import importlib
+
+    ours = ("jobs", "recmodel", "llm_client", "spark_udfs", "configs")
+    bad = []
+    for folder in ("jobs", "recmodel", "llm_client", "spark_udfs", "configs", "benchmarks"):
+        for path in sorted((repo / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+                    continue
+                if node.module.split(".")[0] not in ours:
+                    continue
+                where = f"{path.relative_to(repo)}:{node.lineno}"
+                try:
+                    module = importlib.import_module(node.module)
+                except ImportError as exc:
+                    bad.append(f"{where}: {node.module}: {exc}")
+                    continue
+                for alias in node.names:
+                    if hasattr(module, alias.name):
+                        continue
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        bad.append(f"{where}: {node.module} has no {alias.name!r}")
+    return bad
+
+
+def test_layout__every_import_resolves_including_lazy_ones():
+    assert unresolved_imports(REPO) == []
+
+
+def test_unresolved_imports__catches_a_lazy_import_of_a_missing_name(tmp_path):
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "bad.py").write_text(
+        "def f():\n    from jobs.stage2.transforms import report\n"
+    )
+    found = unresolved_imports(tmp_path)
+    assert len(found) == 1 and "has no 'report'" in found[0], found
