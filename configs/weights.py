@@ -47,6 +47,9 @@ class WeightsSettings(_Strict):
     # Label term log M_real(y|x) - log M_syn(y|x); models trained on bounded samples.
     label_term: bool = True
     label_model_max_rows: int = Field(default=50_000, ge=100)
+    # Cross-fitting: K label models per side, each scoring only the fold it never
+    # saw (folds by a hash of the row's values; see recmodel.label_models).
+    label_model_folds: int = Field(default=3, ge=2, le=10)
     # Truncated IS: w <- min(w, c * mean(w)), renormalised; null = no truncation.
     truncate_c: float | None = Field(default=None, gt=1)
     # Merge fields whose Cramer's V on real data exceeds the threshold into one
