@@ -6,7 +6,7 @@ It does not import ``configs.settings`` (that module imports this one).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,8 +50,11 @@ class WeightsSettings(_Strict):
     # Cross-fitting: K label models per side, each scoring only the fold it never
     # saw (folds by a hash of the row's values; see recmodel.label_models).
     label_model_folds: int = Field(default=3, ge=2, le=10)
-    # Truncated IS: w <- min(w, c * mean(w)), renormalised; null = no truncation.
-    truncate_c: float | None = Field(default=None, gt=1)
+    # Truncated IS: w <- min(w, c * mean(w)), renormalised. "sqrt_n" (default):
+    # c = sqrt(N), Ionides (2008) - the cap grows with N so its bias vanishes,
+    # and no row carries more than ~1/sqrt(N) of the weight. A number: fixed c;
+    # null: no truncation. The report records the rule and the c it gave.
+    truncate_c: Annotated[float, Field(gt=1)] | Literal["sqrt_n"] | None = "sqrt_n"
     # Merge fields whose Cramer's V on real data exceeds the threshold into one
     # group (beyond the paper); groups never exceed ``max_group_fields`` by it.
     dependence_grouping: bool = False
