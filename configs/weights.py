@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from configs.recmodel import GAMMA
+
 Method = Literal["samplellm", "classifier", "hybrid"]
 
 
@@ -65,6 +67,11 @@ class WeightsSettings(_Strict):
     # Importance-resampled table of N rows (null: not written).
     resample_rows: int | None = Field(default=None, ge=1)
     resampled_table: str = "gold.resampled_synthetic"
+    # Copies of real rows (jobs/stage2/copies.py): drop synthetic rows whose
+    # exact-match / DCR<=1 rate to real train rows exceeds that of real rows
+    # held out (by hash) from the same day - the privacy-evaluation baseline.
+    copy_check: bool = True
+    copy_holdout_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     # Alignment report: SDMetrics runs on samples of at most this many rows.
     report_max_rows: int = Field(default=2_000, ge=100)
     seed: int = 7
@@ -74,8 +81,9 @@ class AlignSettings(_Strict):
     """``coldstart align`` on any real/synthetic pair (own small model + label models)."""
 
     method: Method = "samplellm"
-    # Hessian grouping threshold (pairs above gamma * max interaction merge).
-    gamma: float = Field(default=0.5, gt=0, le=1)
+    # Hessian grouping threshold (pairs above gamma * max interaction merge);
+    # the same default as the interactions job (configs.recmodel.GAMMA says why).
+    gamma: float = Field(default=GAMMA, gt=0, le=1)
     model_max_rows: int = Field(default=50_000, ge=100)
     # Integer columns with at most this many distinct values count as categorical.
     categorical_max_distinct: int = Field(default=20, ge=2)

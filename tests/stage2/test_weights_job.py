@@ -122,7 +122,12 @@ def test_weights__writes_contract_partition_report_and_is_idempotent(
     second = read_table(spark, gold_path, DS).toPandas().sort_values(S.SYNTH_ID)
     # Assert: contract columns, all rows, mean weight 1, games down-weighted
     assert list(first.columns) == [*OUTPUT_COLUMNS, S.DS]
-    assert len(first) == len(second) == n_syn
+    report_dir = Path(settings.warehouse) / "reports" / "weights" / f"ds={DS}"
+    doc = json.loads((report_dir / "report.json").read_text())
+    copies = doc["copies"]
+    assert doc["dropped"]["copy_of_real_row"] == copies["dropped"]
+    assert len(first) == len(second) == n_syn - copies["dropped"]
+    assert copies["kept_exact_match_rate"] <= copies["holdout_exact_match_rate"] + 0.01
     assert first[S.SYNTH_ID].tolist() == second[S.SYNTH_ID].tolist()
     assert second["weight"].to_numpy() == pytest.approx(first["weight"].to_numpy(), rel=1e-6)
     assert first["weight"].mean() == pytest.approx(1.0)
@@ -132,8 +137,6 @@ def test_weights__writes_contract_partition_report_and_is_idempotent(
     assert first["run_id"].nunique() == 1 and first["run_id"][0] != second["run_id"][0]
     resampled = read_table(spark, settings.table_path(settings.weights.resampled_table), DS)
     assert resampled.count() == 500
-    report_dir = Path(settings.warehouse) / "reports" / "weights" / f"ds={DS}"
-    doc = json.loads((report_dir / "report.json").read_text())
     assert doc["feature_groups"] == [g for g in GROUPS if g != ["hour"]]
     assert doc["tvd"]["category"]["after"] < 0.5 * doc["tvd"]["category"]["before"]
     assert doc["label_term"] is True and doc["ess_fraction"] > 0.2
