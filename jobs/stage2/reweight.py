@@ -250,6 +250,7 @@ def run_stage2(
     out = Stage2Output(None, None, method, groups, bins, pairs, warnings=warnings)  # type: ignore[arg-type]
     if method == "classifier":
         df = inputs.syn.withColumn(stage2.LOG_W, classifier_term(inputs, inputs.syn, cfg))
+        out.figures["label_term"] = False  # the classifier models (x, y) jointly
     else:
         df = _samplellm(inputs, groups, bins, cfg, out)
         if method == "hybrid":

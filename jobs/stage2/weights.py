@@ -128,6 +128,9 @@ def run_weights(spark: SparkSession, settings: Settings, ds: str, method: str, r
     fg = latest_feature_groups(spark, settings.table_path(settings.tables.feature_groups), w)
     copies, dropped = None, {}
     if settings.weights.copy_check:
+        require(real, [*S.SYNTH_FEATURE_FIELDS, S.CLICKED, SAMPLE_WEIGHT], "stage.sampled_logs")
+        require(syn, [S.SYNTH_ID, *COPY_FIELDS], "stage.synthetic_raw")
+        require(real, list(COPY_FIELDS), "stage.sampled_logs")
         copies = check_copies(
             real,
             syn,

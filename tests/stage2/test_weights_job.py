@@ -26,7 +26,8 @@ def _config(tmp_path: Path) -> str:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(
         "spark: {master: 'local[2]', shuffle_partitions: 4}\n"
-        "weights: {report_max_rows: 300, label_model_max_rows: 3000, resample_rows: 500}\n"
+        "weights: {method: samplellm, report_max_rows: 300, label_model_max_rows: 3000, "
+        "resample_rows: 500}\n"
     )
     return str(cfg)
 
