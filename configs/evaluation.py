@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from configs.recmodel import GAMMA
+
 ARMS: tuple[str, ...] = (
     "original",
     "samplellm",
@@ -57,8 +59,8 @@ class EvaluateSettings(_Strict):
     # SDV baselines: rows they are fitted on and epochs of CTGAN / TVAE.
     sdv_max_rows: int = Field(default=5_000, ge=100)
     sdv_epochs: int = Field(default=50, ge=1)
-    # Hessian grouping threshold for stage 2 in the evaluation.
-    gamma: float = Field(default=0.5, gt=0, le=1)
+    # Hessian grouping threshold for stage 2 in the evaluation (configs.recmodel.GAMMA).
+    gamma: float = Field(default=GAMMA, gt=0, le=1)
     # Bounded samples for the similarity, privacy and picture steps.
     quality_max_rows: int = Field(default=2_000, ge=50)
     dcr_max_rows: int = Field(default=2_000, ge=10)

@@ -16,7 +16,7 @@ steps that fail transiently (LLM endpoint, cluster) are idempotent per ``ds``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,8 +45,13 @@ class ValidationSettings(_Strict):
     max_dropped_share: float = Field(default=0.2, ge=0, le=1)
     # Effective sample size (sum w)^2 / sum w^2 as a share of weighted rows.
     min_ess_fraction: float = Field(default=0.05, gt=0, le=1)
-    # Largest single weight (weights are self-normalised to mean 1); None: off.
-    max_weight: float | None = Field(default=None, gt=1)
+    # Largest single weight (weights are self-normalised to mean 1). "sqrt_n"
+    # (default): 2 * sqrt(N) for N weighted rows - the weights step truncates at
+    # sqrt(N) * mean (Ionides 2008); renormalising after the cap lifts it by
+    # mean_before / mean_after, which exceeds 2 only when truncation removed
+    # over half the weight mass, i.e. a few rows dominated the day. A number:
+    # a fixed cap; None: off.
+    max_weight: Annotated[float, Field(gt=1)] | Literal["sqrt_n"] | None = "sqrt_n"
     # Alignment report of the weights run: mean TVD over dimensions after
     # weighting may be at most this times the TVD before; None: not checked.
     max_tvd_ratio: float | None = Field(default=1.05, gt=0)

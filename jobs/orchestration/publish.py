@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,13 @@ def report_tvd(doc: dict[str, Any]) -> tuple[float, float] | None:
     )
 
 
+def max_weight_cap(rule: float | str | None, rows: int) -> float | None:
+    """The gate's largest allowed weight: a number, ``sqrt_n`` (2 * sqrt(rows)) or None."""
+    if rule == "sqrt_n":
+        return 2.0 * math.sqrt(max(rows, 1))
+    return None if rule is None else float(rule)
+
+
 def check(figures: dict[str, Any], rules: ValidationSettings) -> list[str]:
     """Every threshold of ``rules`` that ``figures`` violate, as readable sentences."""
     out: list[str] = []
@@ -127,8 +135,10 @@ def check(figures: dict[str, Any], rules: ValidationSettings) -> list[str]:
         out.append(
             f"ess_fraction {figures['ess_fraction']} < min_ess_fraction {rules.min_ess_fraction}"
         )
-    if rules.max_weight is not None and figures["max_weight"] > rules.max_weight:
-        out.append(f"max_weight {figures['max_weight']} > max_weight {rules.max_weight}")
+    cap = max_weight_cap(rules.max_weight, rows)
+    if cap is not None and figures["max_weight"] > cap:
+        rule = f"max_weight {rules.max_weight} ({cap:.4g})"
+        out.append(f"max_weight {figures['max_weight']} > {rule}")
     tvd = figures.get("tvd_mean")
     if rules.max_tvd_ratio is not None and tvd is not None:
         before, after = tvd

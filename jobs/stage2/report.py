@@ -117,6 +117,7 @@ def build_report(
         "ess_before_truncation": round(s.ess_before, 2),
         "ess": round(s.ess_after, 2),
         "ess_fraction": round(s.ess_fraction, 4),
+        "truncate_rule": s.truncate_rule,
         "truncate_c": s.truncate_c,
         "truncated_rows": s.truncated_rows,
         "max_weight": round(s.max_weight, 4),

@@ -39,11 +39,19 @@ def test_check__clean_day_has_no_violations() -> None:
         ({"ess_fraction": 0.01}, "min_ess_fraction"),
         ({"bad_weights": 2}, "NaN"),
         ({"tvd_mean": (0.2, 0.3)}, "alignment"),
+        ({"max_weight": 20.5}, "max_weight"),
     ],
 )
 def test_check__each_threshold_is_enforced(over: dict, needle: str) -> None:
     problems = check(_figures(**over), ValidationSettings())
     assert any(needle in p for p in problems), problems
+
+
+def test_check__default_max_weight_is_twice_sqrt_rows() -> None:
+    assert check(_figures(max_weight=19.9), ValidationSettings()) == []
+    small = _figures(max_weight=19.9, weighted_rows=99, synthetic_rows=99)
+    assert check(small, ValidationSettings())
+    assert check(_figures(max_weight=25.0), ValidationSettings(max_weight=None)) == []
 
 
 def test_report_tvd__means_over_dimensions() -> None:
