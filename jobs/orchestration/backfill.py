@@ -25,12 +25,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from configs.orchestration import DAILY_STAGES
@@ -41,6 +39,7 @@ from jobs.orchestration.daily import (
     run_stage,
     summary_table,
 )
+from jobs.platform import fs
 from jobs.platform.errors import ColdstartError, InputError
 
 if TYPE_CHECKING:
@@ -59,36 +58,24 @@ def day_range(start: str, end: str) -> list[str]:
     return [(a + dt.timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
 
 
-def state_path(
-    settings: Settings, start: str, end: str, stages: Sequence[str], force: bool
-) -> Path:
-    """State file of one backfill (range + stages + force) under the warehouse."""
-    if "://" in settings.warehouse:
-        raise InputError(
-            f"warehouse {settings.warehouse}: backfill keeps its state on a local path; "
-            "run it where the warehouse is mounted"
-        )
+def state_path(settings: Settings, start: str, end: str, stages: Sequence[str], force: bool) -> str:
+    """State file of one backfill (range + stages + force) under the warehouse (path or URI)."""
     key = json.dumps({"stages": list(stages), "force": force}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return Path(settings.warehouse) / STATE_DIR / f"{start}_{end}_{digest}.json"
+    return fs.join(settings.warehouse, STATE_DIR, f"{start}_{end}_{digest}.json")
 
 
-def load_state(path: Path) -> dict[str, Any]:
+def load_state(path: str) -> dict[str, Any]:
     """Steps recorded by an unfinished run of this backfill; empty for a fresh one."""
-    if not path.is_file():
-        return {"status": "new", "steps": {}}
-    state = json.loads(path.read_text())
-    if state.get("status") == "done":
+    state = fs.read_json(path)
+    if state is None or state.get("status") == "done":
         return {"status": "new", "steps": {}}
     return state
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the state atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    tmp.replace(path)
+def save_state(path: str, state: dict[str, Any]) -> None:
+    """Write the state atomically (``jobs.platform.fs``: rename locally, one PUT on S3)."""
+    fs.write_json(path, state)
 
 
 def submit_runner(master: str | None) -> Callable[[str, Settings, str], dict]:
@@ -123,7 +110,7 @@ def backfill(
     *,
     force: bool,
     runner: Callable[[str, Settings, str], dict],
-    state_file: Path,
+    state_file: str,
 ) -> list[StageResult]:
     """Run every (day, stage) in order; record each step; stop at the first failure."""
     state = load_state(state_file)

@@ -13,11 +13,10 @@ tolerances of ``orchestration.gate``; it returns every violation as a sentence.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from typing import TYPE_CHECKING, Any
 
+from jobs.platform import fs
 from jobs.platform.errors import InputError, ValidationFailedError
 
 if TYPE_CHECKING:
@@ -34,36 +33,14 @@ def model_root(settings: Settings) -> str:
     return f"{settings.warehouse.rstrip('/')}/model/{MODEL_NAME}"
 
 
-def _fs(path: str) -> tuple[Any, str]:
-    import pyarrow.fs as pafs
-
-    return pafs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
-
-
 def _read_json(path: str) -> dict[str, Any] | None:
-    import pyarrow.fs as pafs
-
-    fs, target = _fs(path)
-    if fs.get_file_info(target).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(target) as fh:
-        return json.loads(fh.read())
+    return fs.read_json(path)
 
 
 def versions(settings: Settings) -> set[str]:
     """Complete model versions (folders with ``meta.json``) under the model root."""
-    import pyarrow.fs as pafs
-
-    fs, base = _fs(model_root(settings))
-    if fs.get_file_info(base).type == pafs.FileType.NotFound:
-        return set()
-    infos = fs.get_file_info(pafs.FileSelector(base, recursive=False))
-    return {
-        i.base_name
-        for i in infos
-        if i.type == pafs.FileType.Directory
-        and fs.get_file_info(f"{i.path}/{META}").type == pafs.FileType.File
-    }
+    root = model_root(settings)
+    return {v for v in fs.subdirs(root) if fs.is_file(fs.join(root, v, META))}
 
 
 def new_version(before: set[str], after: set[str]) -> str:
@@ -132,10 +109,4 @@ def check_gate(settings: Settings, version: str) -> dict[str, Any]:
 def publish(settings: Settings, version: str) -> str:
     """Point ``PUBLISHED.json`` at ``version`` (temp file, then move: readers see old or new)."""
     doc = {"model_version": version, "metrics": read_metrics(settings, version)}
-    path = f"{model_root(settings)}/{POINTER}"
-    fs, target = _fs(path)
-    tmp = f"{target}.{os.getpid()}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(json.dumps(doc, indent=2, sort_keys=True).encode())
-    fs.move(tmp, target)
-    return path
+    return fs.write_json(f"{model_root(settings)}/{POINTER}", doc)

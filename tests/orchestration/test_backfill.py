@@ -72,7 +72,7 @@ def test_backfill__fault_on_day_2_resumes_from_day_2(spark, config: Path, capsys
     assert _partitions(sampled) == [DAYS[0]]
     assert _partitions(seeds) == [DAYS[0]]
     state_file = bf.state_path(settings, DAYS[0], DAYS[-1], ["sample", "cluster"], True)
-    state = json.loads(state_file.read_text())
+    state = json.loads(Path(state_file).read_text())
     assert state["status"] == "failed"
     assert state["failed_at"] == f"{DAYS[1]}:sample"
     v_sampled, v_seeds = _version(sampled), _version(seeds)
@@ -89,7 +89,7 @@ def test_backfill__fault_on_day_2_resumes_from_day_2(spark, config: Path, capsys
     assert "done earlier" in out
     day1 = [line for line in out.splitlines() if line.startswith(DAYS[0])]
     assert len(day1) == 2 and all("skipped" in line for line in day1)
-    assert json.loads(state_file.read_text())["status"] == "done"
+    assert json.loads(Path(state_file).read_text())["status"] == "done"
 
     # A run without --force finds every output and does nothing.
     assert _backfill(config) == 0
