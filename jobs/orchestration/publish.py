@@ -201,9 +201,15 @@ def validate_day(spark: SparkSession, settings: Settings, ds: str) -> Validation
     else:
         result.figures["tvd_mean"] = report_tvd(report)
         result.figures["report"] = report_path
+    models = synthetic_models(spark, settings, ds)
+    result.figures["models"] = models
+    bad, notes = check_standin(models, tables.synthetic_raw, ds, orch.validation.allow_standin)
+    result.violations += bad
+    result.warnings += notes
     result.violations += check(result.figures, orch.validation)
     for note in result.warnings:
         log.warning("validate ds=%s: %s", ds, note)
+    result.figures["warnings"] = list(result.warnings)  # into the run's summary, not only the log
     if not result.ok:
         raise ValidationFailedError(
             f"table {orch.candidate_table} ds={ds} not published: " + "; ".join(result.violations)
