@@ -297,3 +297,20 @@ def test_cli__simulate_sample_cluster_synthesize_small_day(spark, warehouse, tmp
         .collect()
     }
     assert {r[S.APP_ID] for r in rows} <= cold
+
+
+def test_write_nonempty__zero_rows_raise_and_keep_the_previous_partition(spark, tmp_path):
+    from jobs.platform.errors import ValidationFailedError
+    from jobs.platform.tables import partitions
+    from jobs.stage1.synthesize import write_nonempty
+
+    out = str(tmp_path / "stage" / "synthetic_raw")
+    old = spark.range(5).selectExpr("cast(id as string) as synth_id")
+    assert write_nonempty(old, out, DS, "delta-rs").rows == 5
+    empty = old.where("synth_id = 'none'")
+    with pytest.raises(ValidationFailedError, match=f"ds={DS} got 0 valid synthetic rows"):
+        write_nonempty(empty, out, DS, "delta-rs")
+    assert read_table(spark, out, DS).count() == 5  # not replaced by an empty partition
+    with pytest.raises(ValidationFailedError):
+        write_nonempty(empty, out, "2026-11-21", "delta-rs")
+    assert partitions(spark, out) == [DS]  # and no empty new one either
