@@ -30,12 +30,15 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.fs as pafs
+from typing import TYPE_CHECKING, Any
 
 from jobs.platform.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
+# pyarrow is imported inside the functions: configs.settings imports this module
+# (``configure``), and the Airflow DAG files must parse without pyarrow.
 
 S3_SCHEMES = ("s3://", "s3a://")
 
@@ -83,6 +86,8 @@ def _s3_settings() -> dict[str, str | None]:
 def _s3_filesystem(
     endpoint: str | None, region: str, key: str | None, secret: str | None, token: str | None
 ) -> pafs.S3FileSystem:
+    import pyarrow.fs as pafs
+
     kwargs: dict[str, Any] = {"region": region}
     if endpoint:
         scheme, _, host = endpoint.partition("://")
@@ -94,6 +99,9 @@ def _s3_filesystem(
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     """``(file system, path inside it)`` for a local path or a URI."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
     path = str(path)
     if is_s3(path):
         rest = path.split("://", 1)[1].rstrip("/")
@@ -161,17 +169,23 @@ def is_delta_table(path: str) -> bool:
 
 
 def exists(path: str) -> bool:
+    import pyarrow.fs as pafs
+
     fs, p = resolve(path)
     return fs.get_file_info(p).type != pafs.FileType.NotFound
 
 
 def is_file(path: str) -> bool:
+    import pyarrow.fs as pafs
+
     fs, p = resolve(path)
     return fs.get_file_info(p).type == pafs.FileType.File
 
 
 def read_bytes(path: str) -> bytes:
     """The file's bytes; ``FileNotFoundError`` naming ``path`` if there is none."""
+    import pyarrow.fs as pafs
+
     fs, p = resolve(path)
     if fs.get_file_info(p).type != pafs.FileType.File:
         raise FileNotFoundError(f"{path}: no such file")
@@ -188,6 +202,8 @@ def read_json(path: str) -> Any | None:
 
 def write_bytes(path: str, data: bytes) -> str:
     """Write ``data`` to ``path`` atomically (rename locally, one PUT on S3)."""
+    import pyarrow.fs as pafs
+
     fs, p = resolve(path)
     parent = p.rsplit("/", 1)[0]
     if isinstance(fs, pafs.LocalFileSystem):
@@ -215,6 +231,8 @@ def write_json(path: str, doc: Any, **dumps: Any) -> str:
 
 def list_dir(path: str) -> list[pafs.FileInfo]:
     """Entries directly under ``path`` (empty if it does not exist)."""
+    import pyarrow.fs as pafs
+
     fs, p = resolve(path)
     if fs.get_file_info(p).type == pafs.FileType.NotFound:
         return []
@@ -223,11 +241,15 @@ def list_dir(path: str) -> list[pafs.FileInfo]:
 
 def subdirs(path: str) -> list[str]:
     """Names of the folders directly under ``path`` (S3: common prefixes)."""
+    import pyarrow.fs as pafs
+
     return sorted(i.base_name for i in list_dir(path) if i.type == pafs.FileType.Directory)
 
 
 def delete_dir(path: str) -> None:
     """Remove ``path`` and everything under it; nothing if it is not there."""
+    import pyarrow.fs as pafs
+
     fs, p = resolve(path)
     if fs.get_file_info(p).type != pafs.FileType.NotFound:
         fs.delete_dir(p)
