@@ -126,6 +126,7 @@ class OrchestrationSettings(_Strict):
     backfill_via: Literal["spark-submit", "in-process"] = "spark-submit"
     validation: ValidationSettings = ValidationSettings()
     gate: GateSettings = GateSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @field_validator("candidate_table")
     @classmethod
