@@ -6,7 +6,8 @@
 
 Days run oldest first, each day's stages in the daily order
 (``configs.orchestration.DAILY_STAGES``); a stage whose output partition
-already exists is skipped unless ``--force``. ``--via spark-submit`` (default
+already exists is skipped unless ``--force`` (``validate``, which writes
+nothing, always runs). ``--via spark-submit`` (default
 ``orchestration.backfill_via``) submits one job per (day, stage) with the
 command of ``jobs.orchestration.daily.stage_command``; ``in-process`` runs them all in this
 process with one SparkSession.
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_DIR = "_orchestration/backfill"
+ALWAYS_RUN = frozenset({"validate"})  # checks, not writers: never "skipped: output exists"
 
 
 def day_range(start: str, end: str) -> list[str]:
@@ -125,7 +127,9 @@ def backfill(
                 rows = output_rows(stage, settings, ds)
                 results.append(StageResult(ds, stage, "skipped", 0.0, rows, note="done earlier"))
                 continue
-            rows = None if force else output_rows(stage, settings, ds)
+            # validate writes nothing: an existing candidate is what it checks, not
+            # a sign it ran, so it always runs.
+            rows = None if force or stage in ALWAYS_RUN else output_rows(stage, settings, ds)
             if rows is not None:
                 results.append(StageResult(ds, stage, "skipped", 0.0, rows, note="output exists"))
                 continue

@@ -232,4 +232,29 @@ def publish_day(spark: SparkSession, settings: Settings, ds: str) -> dict[str, A
             f"table {settings.tables.weighted_synthetic} ds={ds}: published {result.rows} rows, "
             f"validated {validation.figures['weighted_rows']}; re-run validate and publish"
         )
-    return {"table": settings.tables.weighted_synthetic, "rows": result.rows, **validation.figures}
+    lineage = record_gold_lineage(settings, ds, result.version, validation)
+    out = {"table": settings.tables.weighted_synthetic, "rows": result.rows, **validation.figures}
+    return {**out, "lineage": lineage}
+
+
+def record_gold_lineage(settings: Settings, ds: str, version: int, validation: Validation) -> str:
+    """The gold partition's record: its synthetic source's record plus what validated it.
+
+    A gold row joins back on ``synth_id`` to ``stage.synthetic_raw[ds]`` (model,
+    prompt_version, exemplar clusters, request hash per row); the source record
+    holds the synthesize run id, endpoint and instruction hash.
+    """
+    from jobs.platform.lineage import read_lineage, write_lineage
+
+    tables = settings.tables
+    source = read_lineage(settings.warehouse, tables.synthetic_raw, ds)
+    if source is None:
+        validation.warnings.append(f"{tables.synthetic_raw} ds={ds}: no lineage record")
+    doc = {
+        "table_version": version,
+        "rows": validation.figures["weighted_rows"],
+        "join": {"key": "synth_id", "table": tables.synthetic_raw, "ds": ds},
+        "synthetic": source,
+        "validation": validation.figures,
+    }
+    return write_lineage(settings.warehouse, tables.weighted_synthetic, ds, doc)

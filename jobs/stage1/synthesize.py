@@ -382,6 +382,7 @@ def synthesize_day(
 
     from jobs.platform.tables import read_table
     from llm_client.client import ClientConfig
+    from llm_client.prompts import text_hash
     from spark_udfs.llm_calls import CLICK_TASK, PROFILE_TASK, REQUEST_DDL, profile_plan_fn
 
     syn, writer = settings.synthesize, settings.io.delta_writer
@@ -414,6 +415,7 @@ def synthesize_day(
         model=ep.model,
         standin=ep.is_standin,
         prompt_version=version,
+        instruction_hash=text_hash(prompts_.instruction),
         base_ctr=round(ctr, 5),
         requests=q,
         clusters=len(per_cluster),
@@ -464,6 +466,17 @@ def write_nonempty(rows: DataFrame, out: str, ds: str, writer: str) -> WriteResu
         rows.unpersist()
 
 
+def record_lineage(settings: Settings, ds: str, ep: Endpoint, run: RunLog, version: int) -> str:
+    """What is constant over ``stage.synthetic_raw[ds]``: run, endpoint, model, prompt."""
+    from jobs.platform.lineage import write_lineage
+
+    keys = ("model", "standin", "prompt_version", "instruction_hash", "rows_out", "clusters")
+    doc = {k: run.figures.get(k) for k in keys}
+    doc.update(run_id=run.run_id, endpoint=ep.base_url, table_version=version)
+    doc["row_lineage"] = ["model", "prompt_version", "exemplar_cluster_ids", "request_hash"]
+    return write_lineage(settings.warehouse, settings.tables.synthetic_raw, ds, doc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``coldstart synthesize``: stage.seeds[ds] -> stage.synthetic_raw[ds]."""
     from configs.settings import load_config
@@ -493,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = write_nonempty(rows, out, args.ds, settings.io.delta_writer)
     _run_figures(spark, settings, run)
     run.add(rows_out=result.rows, table=out, version=result.version)
+    record_lineage(settings, args.ds, ep, run, result.version)
     run.emit()
     marker = " (OFFLINE STAND-IN, not an LLM)" if ep.is_standin else ""
     print(f"synthesized {result.rows} rows for ds={args.ds} into {out} with {ep.model}{marker}")

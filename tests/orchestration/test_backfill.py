@@ -101,3 +101,20 @@ def test_backfill__fault_on_day_2_resumes_from_day_2(spark, config: Path, capsys
 def test_backfill__reversed_range_is_one_line_error(config: Path) -> None:
     with pytest.raises(ColdstartError, match="--end 2026-11-01 is before --start 2026-11-03"):
         bf.main(["--config", str(config), "--start", DAYS[2], "--end", DAYS[0]])
+
+
+def test_backfill__validate_runs_even_though_its_candidate_exists(spark, config: Path) -> None:
+    from jobs.platform.tables import write_partition
+
+    settings = load_config(config)
+    ds = DAYS[0]
+    syn = spark.range(40).selectExpr("cast(id as string) as synth_id", "'m' as model")
+    write_partition(syn, settings.table_path(settings.tables.synthetic_raw), ds)
+    cand = syn.selectExpr("synth_id", "1.0 as weight", "0.0 as log_weight")
+    write_partition(cand, settings.table_path(settings.orchestration.candidate_table), ds)
+    state = bf.state_path(settings, ds, ds, ["validate"], False)
+    (result,) = bf.backfill(
+        settings, [ds], ["validate"], force=False, runner=bf.inprocess_runner(), state_file=state
+    )
+    assert (result.stage, result.status) == ("validate", "ok"), result
+    assert result.note != "output exists"

@@ -125,6 +125,7 @@ def _with_validation(settings, **update):
 
 def test_publish_day__standin_rows_never_reach_gold_unless_allowed(spark, settings) -> None:
     from configs.llm import STANDIN_MODEL
+    from jobs.platform.lineage import read_lineage, write_lineage
     from jobs.platform.tables import write_partition
 
     syn = spark.range(40).selectExpr(
@@ -143,8 +144,12 @@ def test_publish_day__standin_rows_never_reach_gold_unless_allowed(spark, settin
     assert "\n" not in str(err.value) and STANDIN_MODEL in str(err.value)
     assert partition_rows(gold, DS) is None
 
+    write_lineage(settings.warehouse, settings.tables.synthetic_raw, DS, {"run_id": "r1"})
     out = publish_day(spark, _with_validation(settings, allow_standin=True), DS)
     assert out["rows"] == 40 and out["models"] == [STANDIN_MODEL]
+    gold_record = read_lineage(settings.warehouse, settings.tables.weighted_synthetic, DS)
+    assert gold_record["synthetic"]["run_id"] == "r1" and gold_record["rows"] == 40
+    assert gold_record["join"] == {"key": "synth_id", "table": "stage.synthetic_raw", "ds": DS}
     assert any("offline stand-in" in w for w in out["warnings"])
 
 

@@ -23,6 +23,7 @@ from configs.settings import Settings, load_config
 from jobs.platform import schema as S
 from jobs.platform.common import RunLog
 from jobs.platform.errors import LLMError
+from jobs.platform.lineage import read_lineage
 from jobs.platform.tables import read_table, write_partition
 from jobs.stage1.synthesize import (
     SYNTHETIC_RAW_COLUMNS,
@@ -290,6 +291,10 @@ def test_cli__simulate_sample_cluster_synthesize_small_day(spark, warehouse, tmp
     rows = out.collect()
     assert rows and out.columns == [*SYNTHETIC_RAW_COLUMNS, S.DS]
     assert {r["model"] for r in rows} == {"offline-standin"}
+    record = read_lineage(settings.warehouse, settings.tables.synthetic_raw, ds)
+    assert record["model"] == "offline-standin" and record["standin"] is True
+    assert record["endpoint"].startswith("http://127.0.0.1:") and len(record["run_id"]) == 12
+    assert len(record["instruction_hash"]) == 64 and record["rows_out"] == len(rows)
     cold = {
         r[S.APP_ID]
         for r in read_table(spark, settings.table_path(settings.tables.apps))
