@@ -112,7 +112,8 @@ def gold_rows(result: Stage2Output, run_id: str, fg: dict[str, Any]) -> DataFram
 def run_weights(spark: SparkSession, settings: Settings, ds: str, method: str, run) -> dict:
     """Extract -> transform -> load for one day; returns the report document."""
     from jobs.platform.tables import read_table, write_partition
-    from jobs.stage2.transforms import importance_resample, report
+    from jobs.stage2 import report
+    from jobs.stage2.transforms import importance_resample
 
     w = settings.io.delta_writer
     real = read_table(spark, settings.table_path(settings.tables.sampled_logs), ds, writer=w)
