@@ -57,6 +57,10 @@ class ValidationSettings(_Strict):
     max_tvd_ratio: float | None = Field(default=1.05, gt=0)
     # Fail when the weights run wrote no alignment report (else only warn).
     require_report: bool = False
+    # Accept days whose synthetic rows came from the offline stand-in (model
+    # llm.STANDIN_MODEL). True for a laptop; false in production so test rows
+    # never reach gold.
+    allow_standin: bool = True
 
 
 class GateSettings(_Strict):
@@ -69,6 +73,24 @@ class GateSettings(_Strict):
     cold_start_tolerance: float = Field(default=0.02, ge=0)
     # Absolute floor of the overall AUC for the first model (nothing to compare with).
     min_auc: float = Field(default=0.55, ge=0, le=1)
+    # A cold-start comparison that cannot be made (metric missing on either
+    # side) fails the gate; false lets it pass, recorded as "not evaluated".
+    require_cold_start: bool = True
+
+
+class MaintenanceSettings(_Strict):
+    """``coldstart maintain`` (weekly DAG task ``maintain``): retention and compaction."""
+
+    # Append-only tables to maintain (logical names); they need a ``ds`` column
+    # when keep_days is set.
+    tables: tuple[str, ...] = ("stage.llm_responses",)
+    # Rows whose ds is older than this many days are deleted; None: keep all.
+    keep_days: int | None = Field(default=90, ge=1)
+    # Small files are rewritten into files of about this size.
+    target_file_mb: int = Field(default=128, ge=1)
+    # Unreferenced files older than this are removed from storage (readers of
+    # an older snapshot may need them until then: keep it above the longest job).
+    vacuum_retention_hours: int = Field(default=168, ge=0)
 
 
 class OrchestrationSettings(_Strict):
@@ -109,6 +131,7 @@ class OrchestrationSettings(_Strict):
     backfill_via: Literal["spark-submit", "in-process"] = "spark-submit"
     validation: ValidationSettings = ValidationSettings()
     gate: GateSettings = GateSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @field_validator("candidate_table")
     @classmethod

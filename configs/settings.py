@@ -43,6 +43,19 @@ class SparkSettings(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class S3Settings(_Strict):
+    """S3 service of an ``s3://`` / ``s3a://`` warehouse, for the Python-side file access.
+
+    None: ``$AWS_ENDPOINT_URL`` / ``$AWS_REGION``, else the AWS defaults. Keys
+    never live here: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` from the
+    environment, or the instance's role. Spark's s3a settings are
+    ``spark.hadoop.fs.s3a.*`` under ``spark.conf`` (docs/cluster.md).
+    """
+
+    endpoint_url: str | None = None  # e.g. http://minio.internal:9000
+    region: str | None = None
+
+
 class IOSettings(_Strict):
     """How Delta tables are written and read.
 
@@ -51,6 +64,7 @@ class IOSettings(_Strict):
     """
 
     delta_writer: Literal["auto", "native", "delta-rs"] = "auto"
+    s3: S3Settings = S3Settings()
 
 
 class TableSettings(_Strict):
@@ -171,5 +185,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(cfg_path, exc)) from exc
+    from jobs.platform import fs
+
+    fs.configure(settings.io.s3.endpoint_url, settings.io.s3.region)
     warehouse = _resolve_warehouse(settings.warehouse)
     return settings.model_copy(update={"warehouse": warehouse, "source": cfg_path})

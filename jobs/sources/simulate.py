@@ -21,7 +21,6 @@ not on entry phones). A small share of impressions comes from click-fraud bots
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -445,15 +444,10 @@ def truth_document(plan: SimulationPlan, settings: SimulateSettings, ds: str) ->
 
 
 def write_json(path: str, document: dict[str, Any]) -> None:
-    """Write JSON to a local path or URI atomically (temp file, then rename)."""
-    import pyarrow.fs as pafs
+    """Write JSON to a local path or URI atomically (``jobs.platform.fs``)."""
+    from jobs.platform import fs
 
-    fs, target = pafs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
-    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-    tmp = f"{target}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(json.dumps(document, indent=2, sort_keys=True).encode())
-    fs.move(tmp, target)
+    fs.write_json(path, document)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

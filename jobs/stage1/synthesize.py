@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from configs.settings import Settings
     from jobs.platform.common import RunLog
+    from jobs.platform.tables import WriteResult
     from llm_client.client import ClientConfig
     from llm_client.endpoint import Endpoint
     from spark_udfs.llm_calls import RequestSpec
@@ -381,6 +382,7 @@ def synthesize_day(
 
     from jobs.platform.tables import read_table
     from llm_client.client import ClientConfig
+    from llm_client.prompts import text_hash
     from spark_udfs.llm_calls import CLICK_TASK, PROFILE_TASK, REQUEST_DDL, profile_plan_fn
 
     syn, writer = settings.synthesize, settings.io.delta_writer
@@ -413,6 +415,7 @@ def synthesize_day(
         model=ep.model,
         standin=ep.is_standin,
         prompt_version=version,
+        instruction_hash=text_hash(prompts_.instruction),
         base_ctr=round(ctr, 5),
         requests=q,
         clusters=len(per_cluster),
@@ -444,12 +447,41 @@ def _run_figures(spark: SparkSession, settings: Settings, run: RunLog) -> None:
     run.add(**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.asDict().items()})
 
 
+def write_nonempty(rows: DataFrame, out: str, ds: str, writer: str) -> WriteResult:
+    """Replace ``out[ds]`` with ``rows`` only if there is at least one row.
+
+    Counted before the write (rows persisted, so the LLM plan is not run twice):
+    a day with 0 valid rows raises and leaves the previous partition, if any,
+    untouched, never an empty one. The write itself is one Delta commit.
+    """
+    from jobs.platform.tables import write_partition
+
+    rows = rows.persist()
+    if rows.count() == 0:
+        rows.unpersist()
+        raise ValidationFailedError(f"table {out}: ds={ds} got 0 valid synthetic rows; not written")
+    try:
+        return write_partition(rows, out, ds, writer=writer)
+    finally:
+        rows.unpersist()
+
+
+def record_lineage(settings: Settings, ds: str, ep: Endpoint, run: RunLog, version: int) -> str:
+    """What is constant over ``stage.synthetic_raw[ds]``: run, endpoint, model, prompt."""
+    from jobs.platform.lineage import write_lineage
+
+    keys = ("model", "standin", "prompt_version", "instruction_hash", "rows_out", "clusters")
+    doc = {k: run.figures.get(k) for k in keys}
+    doc.update(run_id=run.run_id, endpoint=ep.base_url, table_version=version)
+    doc["row_lineage"] = ["model", "prompt_version", "exemplar_cluster_ids", "request_hash"]
+    return write_lineage(settings.warehouse, settings.tables.synthetic_raw, ds, doc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``coldstart synthesize``: stage.seeds[ds] -> stage.synthetic_raw[ds]."""
     from configs.settings import load_config
     from jobs.platform.common import RunLog, job_parser
     from jobs.platform.spark import get_spark
-    from jobs.platform.tables import write_partition
     from llm_client.endpoint import open_endpoint
 
     parser = job_parser("synthesize", "LLM stage 1: synthetic profiles and click judgements.")
@@ -471,11 +503,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             spark, settings, ep, args.ds, run, refine=args.refine_instruction,
             requests=args.requests,
         )  # fmt: skip
-        result = write_partition(rows, out, args.ds, writer=settings.io.delta_writer)
-    if result.rows == 0:
-        raise ValidationFailedError(f"table {out}: ds={args.ds} got 0 valid synthetic rows")
+        result = write_nonempty(rows, out, args.ds, settings.io.delta_writer)
     _run_figures(spark, settings, run)
     run.add(rows_out=result.rows, table=out, version=result.version)
+    record_lineage(settings, args.ds, ep, run, result.version)
     run.emit()
     marker = " (OFFLINE STAND-IN, not an LLM)" if ep.is_standin else ""
     print(f"synthesized {result.rows} rows for ds={args.ds} into {out} with {ep.model}{marker}")
