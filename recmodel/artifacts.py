@@ -109,12 +109,10 @@ def load_artifact(root: str, version: str) -> Artifact:
 def load_meta(root: str, version: str) -> dict[str, Any]:
     """A version's ``meta.json`` alone (window, metrics, table lineage), no weights loaded."""
     path = f"{root.rstrip('/')}/{version}"
-    fs, base = _fs(path)
-    if fs.get_file_info(f"{base}/{META}").type != pafs.FileType.File:
+    if not fs.is_file(f"{path}/{META}"):
         have = ", ".join(list_versions(root)[-5:]) or "none"
         raise InputError(f"model version {version!r} not found under {root} (latest: {have})")
-    with fs.open_input_stream(f"{base}/{META}") as fh:
-        return json.loads(fh.read())
+    return json.loads(fs.read_bytes(f"{path}/{META}"))
 
 
 def write_bytes(path: str, data: bytes) -> None:
