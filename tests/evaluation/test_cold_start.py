@@ -40,7 +40,7 @@ def test_split_cold__holds_out_whole_apps_with_all_their_impressions() -> None:
 
 
 def test_split_cold__no_cold_apps_or_no_cold_clicks_is_a_one_line_error() -> None:
-    with pytest.raises(EmptyInputError, match="0 cold apps"):
+    with pytest.raises(EmptyInputError, match="give 0 cold apps; need 1"):
         split_cold(_world(n_apps=2), seed=1, cold_fraction=0.2, warm_test=0.1)
     with pytest.raises(EmptyInputError, match="no clicks"):
         split_cold(_world(clicks=False), seed=1, cold_fraction=0.2, warm_test=0.1)
@@ -49,8 +49,8 @@ def test_split_cold__no_cold_apps_or_no_cold_clicks_is_a_one_line_error() -> Non
 def test_rank_scores__recall_ndcg_by_hand_and_users_without_clicks_are_counted() -> None:
     scores = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]])
     rel = np.array([[1, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=bool)
-    got = M.rank_scores(scores, rel, k=2)
-    # user 0: top2 = {0, 1}: 1 of 2 relevant; user 1: top2 = {3, 2}: 0 of 1
+    got = M.rank_scores(scores, rel, k=3)
+    # user 0: top3 = {0, 1, 2}: 1 of 2 relevant; user 1: top3 = {3, 2, 1}: 0 of 1
     assert got.recall == pytest.approx((0.5 + 0.0) / 2)
     assert got.ndcg == pytest.approx((1.0 / (1 + 1 / np.log2(3)) + 0.0) / 2)
     assert (got.users, got.users_without_clicks) == (2, 1)
