@@ -120,6 +120,25 @@ def section(dataset: str, runs: list[dict], arms: tuple[str, ...], k: int) -> st
     )
 
 
+def _write(out: Path, command: str, minutes: float, done: dict[str, str], todo: list) -> None:
+    """The Markdown so far (rewritten after every seed, so a cut run leaves its results)."""
+    head = (
+        "# Cold-start protocol (generated)\n\n"
+        f"Command: `{command}`; {minutes} min on {os.cpu_count()} CPU cores (a shared, "
+        "loaded machine: timings are upper bounds). Regenerate with the same command; nothing "
+        "here is edited by hand. Repeats retrain the two-tower model with another seed on the "
+        "same split and synthetic rows; each seed re-draws the world (simulator), the cold split, "
+        "the exemplars and stage 2. Welch p and the pooled columns use all seeds x repeats. "
+        "Gap closed = (arm - original) / (oracle - original) on pooled cold Recall@20. With "
+        "`llm.endpoint: local` the LLM arms measure the OFFLINE STAND-IN (profile and "
+        "description sentence embeddings compared by cosine), NOT an LLM.\n"
+    )
+    if todo:
+        head += f"\nNOT FINISHED when this file was written: {'; '.join(todo)}.\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(head + "\n" + "\n\n".join(done.values()) + "\n", encoding="utf-8")
+
+
 def main() -> int:
     from configs.settings import load_config
     from jobs.evaluation.cold_start import run_seed
@@ -138,39 +157,34 @@ def main() -> int:
     k = settings.evaluate.cold_start.k
     command = "python benchmarks/cold_start.py " + shlex.join(sys.argv[1:])
     seeds = [int(s) for s in args.seeds.split(",")]
-    sections, figures, total = [], {}, time.monotonic()
-    for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    done: dict[str, str] = {}
+    figures: dict[str, dict] = {}
+    total = time.monotonic()
+    for n, dataset in enumerate(datasets):
         arms = parse_cold_arms(
             ",".join(a for a in args.arms.split(",") if dataset == "simulator" or a != "oracle"),
             dataset,
         )
         path = args.movielens if dataset == "movielens" else None
-        start = time.monotonic()
-        runs = [run_seed(spark, settings, dataset, path, s, args.repeats, arms) for s in seeds]
-        seconds = round(time.monotonic() - start, 1)
-        sections.append(section(dataset, runs, arms, k) + f"\n\nWall time: {seconds} s.")
-        figures[dataset] = {
-            "seconds": seconds,
-            f"cold_recall@{k}": {
-                a: _mean([x[f"recall@{k}"] for r in runs for x in r["results"][a]]) for a in arms
-            },
-        }
+        start, runs = time.monotonic(), []
+        for seed in seeds:
+            runs.append(run_seed(spark, settings, dataset, path, seed, args.repeats, arms))
+            seconds = round(time.monotonic() - start, 1)
+            done[dataset] = section(dataset, runs, arms, k) + f"\n\nWall time: {seconds} s."
+            figures[dataset] = {
+                "seconds": seconds,
+                f"cold_recall@{k}": {
+                    a: _mean([x[f"recall@{k}"] for r in runs for x in r["results"][a]])
+                    for a in arms
+                },
+            }
+            todo = [f"{dataset} seeds {seeds[len(runs) :]}"] if len(runs) < len(seeds) else []
+            todo += datasets[n + 1 :]
+            minutes = round((time.monotonic() - total) / 60, 1)
+            _write(Path(args.out), command, minutes, done, todo)
     minutes = round((time.monotonic() - total) / 60, 1)
-    head = (
-        "# Cold-start protocol (generated)\n\n"
-        f"Command: `{command}`; {minutes} min on {os.cpu_count()} CPU cores (a shared, "
-        "loaded machine: timings are upper bounds). Regenerate with the same command; nothing "
-        "here is edited by hand. Repeats retrain the two-tower model with another seed on the "
-        "same split and synthetic rows; each seed re-draws the world (simulator), the cold split, "
-        "the exemplars and stage 2. Welch p and the pooled columns use all seeds x repeats. "
-        "Gap closed = (arm - original) / (oracle - original) on pooled cold Recall@20. With "
-        "`llm.endpoint: local` the LLM arms measure the OFFLINE STAND-IN (profile and "
-        "description sentence embeddings compared by cosine), NOT an LLM.\n"
-    )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(head + "\n" + "\n\n".join(sections) + "\n", encoding="utf-8")
-    print(json.dumps({"minutes": minutes, "repeats": args.repeats, "out": str(out), **figures}))
+    print(json.dumps({"minutes": minutes, "repeats": args.repeats, "out": args.out, **figures}))
     return 0
 
 
