@@ -86,7 +86,7 @@ def test_description_vectors__missing_text_is_zero_and_recorded_cache_is_reused(
 TINY = {
     "cluster_k": 4, "exemplars_per_request": 3, "threads": 1,
     "cold_start": {"sim_rows": 8_000, "sim_users": 300, "sim_apps": 60, "epochs": 2,
-                   "dim": 8, "text_table": None},
+                   "dim": 8, "text_table": None, "k": 5},
 }  # fmt: skip
 
 
@@ -106,7 +106,7 @@ def test_evaluate_cold_start__tiny_simulator_run_writes_the_contract(spark, tmp_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 3 and summary["endpoint"]["standin"] is True
     for arm in arms.split(","):
-        for metric in ("recall@20", "ndcg@20", "all_recall@20", "auc", "coverage@20", "gini@20"):
+        for metric in ("recall@5", "ndcg@5", "all_recall@5", "auc", "coverage@5", "gini@5"):
             values = summary["cold_start"][arm][metric]
             assert len(values) == 2 and all(v is None or 0 <= v <= 1 for v in values), (arm, metric)
     table = summary["cold_recall_summary"]
