@@ -104,6 +104,16 @@ class SimulateSettings(_Strict):
     bot_impression_share: float = Field(default=0.01, ge=0, lt=0.5)
     base_ctr: float = Field(default=0.05, gt=0, lt=1)
     interaction_strength: float = Field(default=1.0, ge=0)
+    # Simulator v2 latents (jobs/sources/themes.py): themes per app, weight of
+    # taste . themes in the logit, sd of the per-user taste noise and of the
+    # app quality, share of an app's themes its description mentions, chance
+    # of a decoy theme phrase in a description.
+    themes_per_app: int = Field(default=3, ge=1, le=6)
+    theme_weight: float = Field(default=0.8, ge=0)
+    taste_sd: float = Field(default=0.8, ge=0)
+    quality_sd: float = Field(default=0.5, ge=0)
+    theme_mention_rate: float = Field(default=0.6, ge=0, le=1)
+    theme_decoy_rate: float = Field(default=0.3, ge=0, le=1)
     seed: int = 42
     partitions: int | None = Field(default=None, ge=1)
 

@@ -208,6 +208,32 @@ def _items(spark: SparkSession, root: Path) -> DataFrame:
     return raw.select(F.col("iid").cast("long").alias("iid"), genre.alias(S.CATEGORY))
 
 
+def movie_items(spark: SparkSession, path: str | Path = DEFAULT_DIR) -> DataFrame:
+    """One row per movie: app_id, category (first genre), year and a description.
+
+    The description is the only text ML-100K has: ``"<title>. Genres: <all
+    genres>."`` (the title carries the year); what the LLM stage of the
+    cold-start protocol reads. ``year`` is null where the release date is.
+    """
+    from pyspark.sql import functions as F
+
+    root = Path(path)
+    if not (root / "u.item").is_file():
+        raise InputError(f"MovieLens directory {root}: missing ['u.item'] (expected ml-100k files)")
+    flags = [f"g{i}" for i in range(len(ML_CATEGORIES))]
+    raw = _csv(spark, root / "u.item", "|", ["iid", "title", "date", "video", "url", *flags])
+    names = [F.when(F.col(f) == "1", F.lit(g)) for f, g in zip(flags, ML_CATEGORIES, strict=True)]
+    genres = F.concat_ws(", ", *names)
+    return raw.select(
+        F.col("iid").cast("long").cast("string").alias(S.APP_ID),
+        F.coalesce(*names).alias(S.CATEGORY),
+        F.substring(F.col("date"), -4, 4).cast("double").alias("year"),
+        F.concat(
+            F.coalesce(F.col("title"), F.lit("Untitled")), F.lit(". Genres: "), genres, F.lit(".")
+        ).alias(S.DESCRIPTION),
+    )
+
+
 def load_movielens(
     spark: SparkSession,
     path: str | Path | None = None,
