@@ -137,7 +137,7 @@ def max_chars(schema: dict[str, Any]) -> int:
     if kind == "boolean":
         return 5
     if kind in ("number", "integer"):
-        return 24  # llama.cpp's grammar: <=16 integral + <=16 decimal digits; replies use few
+        return 52  # llama.cpp's grammar: -, 16 digits, ".", 16 digits, e+, 16 digits
     if kind == "string":
         if "maxLength" not in schema:
             raise ValueError("string without maxLength or enum")
