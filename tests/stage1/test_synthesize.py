@@ -203,6 +203,20 @@ def test_synthesize_day__permanent_400_fails_fast(spark, day, standin):
     assert set(stats["attempts_by_request"].values()) == {1}
 
 
+def test_synthesize_day__truncated_replies_counted_never_retried(spark, day, standin):
+    reset(standin)
+    settings = _settings(day, standin, "trunc", max_tokens=40)  # every reply is cut
+    run, rows = _run(spark, settings, standin)
+    stats = admin(standin, "/admin/stats")
+    assert rows == 0 and run.dropped["profile.truncated_reply"] == Q
+    assert stats["calls"] == Q and set(stats["attempts_by_request"].values()) == {1}
+    cache = read_table(spark, settings.table_path(settings.tables.llm_responses)).collect()
+    assert {r["status"] for r in cache} == {"truncated"} and len(cache) == Q
+    run2, _ = _run(spark, settings, standin)  # a re-run sends nothing: the cut is final
+    assert admin(standin, "/admin/stats")["calls"] == Q
+    assert run2.figures["profile_requests_cached"] == Q
+
+
 def _cli_config(tmp_path: Path, day: Settings, standin, name: str) -> Path:
     settings = _settings(day, standin, name)
     doc = {
