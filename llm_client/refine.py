@@ -62,6 +62,8 @@ def refine(
 ) -> prompts.PromptSet:
     """Run the rounds one after another (each needs the previous); store them all."""
     fmt = schemas.response_format(schemas.REFINE_SCHEMA_NAME, schemas.refine_schema())
+    # Bounded schema, so max_tokens from it: decoding ends before the cap.
+    cap = schemas.max_tokens_for(schemas.refine_schema(), 4096)
     current = base.instruction
     history = [{"round": 0, "instruction": current, "hash": prompts.text_hash(current)}]
 
@@ -71,7 +73,7 @@ def refine(
             await client.ready()
             for t in range(1, rounds + 1):
                 msgs = prompts.refine_messages(base, current, samples)
-                sampling = {"temperature": 0.2, "seed": seed + t, "n": 1}
+                sampling = {"temperature": 0.2, "seed": seed + t, "n": 1, "max_tokens": cap}
                 key = cache.request_hash(cfg.model, base.version, msgs, sampling, fmt)
                 result = await client.complete(LLMRequest(key, msgs, sampling, fmt))
                 if not result.success:

@@ -19,6 +19,7 @@ import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from jobs.platform import schema as S
@@ -197,9 +198,11 @@ def call_uncached(
 
     from jobs.platform.tables import write_table
     from llm_client.cache import cached_ok
+    from llm_client.local_llm import assert_alive
+    from llm_client.progress import ProgressServer
     from spark_udfs.llm_calls import call_fn
 
-    llm, writer = settings.llm, settings.io.delta_writer
+    llm, writer = settings.llm.effective(), settings.io.delta_writer
     path = settings.table_path(settings.tables.llm_responses)
     cached = cached_ok(plan.sparkSession, path, writer)
     todo = plan.select("request_hash", "task", "body")
@@ -209,13 +212,24 @@ def call_uncached(
     run.add(**{f"{task}_requests": total, f"{task}_requests_cached": total - pending})
     waves = math.ceil(pending / llm.wave_size)
     parts = max(1, llm.concurrency // llm.partition_concurrency)
-    for w in range(waves):
-        wave = todo.where(F.pmod(F.xxhash64("request_hash"), F.lit(waves)) == w)
-        out = wave.repartition(parts).mapInPandas(
-            call_fn(cfg, ds, run.run_id, version), _response_ddl()
-        )
-        write_table(out, path, mode="append", writer=writer)
-        _check_wave(plan.sparkSession, settings, run.run_id, task, final=w == waves - 1)
+    with ProgressServer(task, pending, progress_host(plan.sparkSession)) as progress:
+        cfg = replace(cfg, progress_url=progress.url)
+        for w in range(waves):
+            wave = todo.where(F.pmod(F.xxhash64("request_hash"), F.lit(waves)) == w)
+            out = wave.repartition(parts).mapInPandas(
+                call_fn(cfg, ds, run.run_id, version), _response_ddl()
+            )
+            write_table(out, path, mode="append", writer=writer)
+            assert_alive()
+            _check_wave(plan.sparkSession, settings, run.run_id, task, final=w == waves - 1)
+
+
+def progress_host(spark: SparkSession) -> str:
+    """Where executors reach the driver's progress counter: loopback in local mode."""
+    master = spark.sparkContext.master
+    if master.startswith("local"):
+        return "127.0.0.1"
+    return spark.conf.get("spark.driver.host", "127.0.0.1")
 
 
 def _response_ddl() -> str:
@@ -288,8 +302,9 @@ def synthesize_profiles(
     from spark_udfs.llm_calls import PROFILE_ROWS_DDL, profile_parse_fn
 
     replies = with_replies(plan, settings).select(
-        "request_hash", "request_idx", "exemplar_cluster_ids", "context", "response", "model"
-    )
+        "request_hash", "request_idx", "exemplar_cluster_ids", "context", "response", "model",
+        "status",
+    )  # fmt: skip
     parsed = replies.mapInPandas(profile_parse_fn(), PROFILE_ROWS_DDL)
     # Parsed twice (drop counts, rows): keep it rather than re-parse every reply.
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
@@ -324,7 +339,9 @@ def synthetic_rows(
 
     from spark_udfs.llm_calls import CLICK_ROWS_DDL, click_parse_fn
 
-    replies = with_replies(plan, settings).select("request_hash", "context", "response", "model")
+    replies = with_replies(plan, settings).select(
+        "request_hash", "context", "response", "model", "status"
+    )
     parsed = replies.mapInPandas(click_parse_fn(), CLICK_ROWS_DDL)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     _count_drops(parsed, run, "click.")
@@ -340,10 +357,10 @@ def synthetic_rows(
 def request_spec(settings: Settings, ep: Endpoint, prompts_: Any, ds: str) -> RequestSpec:
     from spark_udfs.llm_calls import RequestSpec
 
-    llm, syn = settings.llm, settings.synthesize
+    llm, syn = settings.llm.effective(), settings.synthesize
     return RequestSpec(
-        ep.model, prompts_, syn.rows_per_request, llm.temperature, llm.top_p, llm.max_tokens,
-        syn.seed, ds,
+        ep.cache_model, prompts_, syn.rows_per_request, llm.temperature, llm.top_p,
+        llm.max_tokens, syn.seed, ds,
     )  # fmt: skip
 
 
@@ -351,7 +368,6 @@ def choose_prompts(
     spark: SparkSession, settings: Settings, ep: Endpoint, seeds: DataFrame, refine: bool
 ) -> Any:
     """The stored instruction (or template); refine first only when asked to."""
-    from llm_client.client import ClientConfig
     from llm_client.prompts import load_prompts
     from llm_client.refine import prompts_in_force
     from llm_client.refine import refine as run_refine
@@ -362,7 +378,7 @@ def choose_prompts(
     samples = [
         r.asDict() for r in seeds.select(*S.PROFILE_FIELDS).limit(syn.refine_samples).collect()
     ]
-    cfg = ClientConfig.from_settings(settings.llm, ep.base_url, ep.model, 1)
+    cfg = ep.client_config(settings.llm, 1)
     base = load_prompts(syn.prompt_version)
     return run_refine(cfg, base, samples, syn.refine_rounds, settings.warehouse, syn.seed)
 
@@ -381,7 +397,6 @@ def synthesize_day(
     from pyspark.sql import functions as F
 
     from jobs.platform.tables import read_table
-    from llm_client.client import ClientConfig
     from llm_client.prompts import text_hash
     from spark_udfs.llm_calls import CLICK_TASK, PROFILE_TASK, REQUEST_DDL, profile_plan_fn
 
@@ -392,9 +407,7 @@ def synthesize_day(
     prompts_ = choose_prompts(spark, settings, ep, seeds, refine)
     version = prompts_.prompt_version
     spec = request_spec(settings, ep, prompts_, ds)
-    cfg = ClientConfig.from_settings(
-        settings.llm, ep.base_url, ep.model, settings.llm.partition_concurrency
-    )
+    cfg = ep.client_config(settings.llm, settings.llm.effective().partition_concurrency)
     q = requests or syn.requests or math.ceil(syn.target_profiles / syn.rows_per_request)
     per_cluster = {
         int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()
@@ -413,6 +426,8 @@ def synthesize_day(
     rows = synthetic_rows(clicks, apps, settings, run, version)
     run.add(
         model=ep.model,
+        model_identity=ep.cache_model,
+        dialect=ep.dialect,
         standin=ep.is_standin,
         prompt_version=version,
         instruction_hash=text_hash(prompts_.instruction),

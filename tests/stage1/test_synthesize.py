@@ -204,6 +204,20 @@ def test_synthesize_day__permanent_400_fails_fast(spark, day, standin):
     assert set(stats["attempts_by_request"].values()) == {1}
 
 
+def test_synthesize_day__truncated_replies_counted_never_retried(spark, day, standin):
+    reset(standin)
+    settings = _settings(day, standin, "trunc", max_tokens=40)  # every reply is cut
+    run, rows = _run(spark, settings, standin)
+    stats = admin(standin, "/admin/stats")
+    assert rows == 0 and run.dropped["profile.truncated_reply"] == Q
+    assert stats["calls"] == Q and set(stats["attempts_by_request"].values()) == {1}
+    cache = read_table(spark, settings.table_path(settings.tables.llm_responses)).collect()
+    assert {r["status"] for r in cache} == {"truncated"} and len(cache) == Q
+    run2, _ = _run(spark, settings, standin)  # a re-run sends nothing: the cut is final
+    assert admin(standin, "/admin/stats")["calls"] == Q
+    assert run2.figures["profile_requests_cached"] == Q
+
+
 def _cli_config(tmp_path: Path, day: Settings, standin, name: str) -> Path:
     settings = _settings(day, standin, name)
     doc = {
@@ -373,3 +387,32 @@ def test_synthesize_cli__sigterm_stops_the_standin_it_started(day, standin, tmp_
             os.killpg(proc.pid, signal.SIGKILL)
         if found and found[0].is_running():
             found[0].kill()
+
+
+def test_synthesize_cli__real_local_llm_end_to_end(
+    spark, day, standin, tmp_path, monkeypatch, caplog
+):
+    """``coldstart synthesize`` with COLDSTART_LLM_ENDPOINT=local-llm: llama.cpp + Gemma 3 270M.
+
+    Runs over the cache table the stand-in filled (contract run): none of its
+    answers may be reused for the real model, whose name is on every row.
+    """
+    import logging
+
+    from jobs.cli import main as cli
+
+    cfg = _cli_config(tmp_path, day, standin, "contract")
+    monkeypatch.setenv("COLDSTART_LLM_ENDPOINT", "local-llm")
+    monkeypatch.setenv("COLDSTART_WAREHOUSE", day.warehouse)
+    with caplog.at_level(logging.INFO):
+        assert cli(["synthesize", "--ds", DS, "--config", str(cfg), "--requests", "2"]) == 0
+    settings = _settings(day, standin, "contract")
+    responses = read_table(spark, settings.table_path(settings.tables.llm_responses))
+    real = responses.where("model = 'gemma-3-270m-q4_k_m'").collect()
+    assert len(real) == 4  # 2 profile + 2 click requests: nothing served from the stand-in's
+    assert {r["status"] for r in real} <= {"ok", "truncated"}
+    out = read_table(spark, settings.table_path(settings.tables.synthetic_raw), DS).collect()
+    assert out and {r["model"] for r in out} == {"gemma-3-270m-q4_k_m"}
+    assert all(r[f] in S.VOCAB[f] for r in out for f in S.PROFILE_FIELDS)
+    progress = [m for m in caplog.messages if m.startswith("llm profile: requests 2/2")]
+    assert progress and "tokens/s" in progress[-1] and "ETA" in progress[-1]
