@@ -404,6 +404,9 @@ def test_synthesize_cli__real_local_llm_end_to_end(
     cfg = _cli_config(tmp_path, day, standin, "contract")
     monkeypatch.setenv("COLDSTART_LLM_ENDPOINT", "local-llm")
     monkeypatch.setenv("COLDSTART_WAREHOUSE", day.warehouse)
+    # The CLI sets the root level from COLDSTART_LOG_LEVEL (WARNING in the suite),
+    # which would drop the INFO progress line this test reads.
+    monkeypatch.setenv("COLDSTART_LOG_LEVEL", "INFO")
     with caplog.at_level(logging.INFO):
         assert cli(["synthesize", "--ds", DS, "--config", str(cfg), "--requests", "2"]) == 0
     settings = _settings(day, standin, "contract")
