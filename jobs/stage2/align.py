@@ -151,8 +151,8 @@ def prepare(
 def run_align(spark: SparkSession, args: Any, settings: Settings) -> dict[str, Any]:
     """Extract -> weights -> load; returns the report document."""
     from jobs.platform.tables import write_table
-    from jobs.stage2.reweight import Stage2Inputs, run_stage2
     from jobs.stage2 import report
+    from jobs.stage2.reweight import Stage2Inputs, run_stage2
     from jobs.stage2.transforms import importance_resample
 
     real = read_any(spark, args.real, "real")
