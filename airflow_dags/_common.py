@@ -263,6 +263,25 @@ class ModelGateOperator(BaseOperator):
         return {"model_version": self.model_version}
 
 
+class MaintainOperator(BaseOperator):
+    """``coldstart maintain`` in-process: delta-rs retention, compaction, vacuum (no Spark)."""
+
+    template_fields: Sequence[str] = ("today",)
+
+    def __init__(self, *, today: str = "{{ ds }}", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.today = today
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        import datetime as dt
+
+        from jobs.orchestration.maintain import maintain
+
+        results = maintain(load_settings(), dt.date.fromisoformat(self.today))
+        self.log.info("maintain: %s", results)
+        return results
+
+
 class PublishModelOperator(BaseOperator):
     """Move the published-model pointer to the gated version."""
 

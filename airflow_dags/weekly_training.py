@@ -1,6 +1,11 @@
 """Weekly training DAG: recall model on a week of real logs + weighted synthetic rows.
 
+    maintain = MaintainOperator(
+        task_id="maintain",
+        execution_timeout=timeout(SETTINGS, "maintain"),
+    )
     wait_for_logs >> train >> gate >> interactions >> publish_model
+    maintain  (independent)
 
 * ``wait_for_logs``: sensor on ``raw.user_logs`` of the Sunday before the run
   (the last day of the window).
@@ -15,6 +20,10 @@
   the Hessian map and feature groups of the new model into
   ``model.feature_groups`` (what the daily DAG reuses).
 * ``publish_model``: moves the published-model pointer to the new version.
+* ``maintain``: ``coldstart maintain`` in-process (delta-rs): retention window,
+  compaction and vacuum of ``stage.llm_responses``
+  (``orchestration.maintenance``), in the Monday slot when no daily
+  ``synthesize`` appends.
 
 Catchup off: one training per week, never a pile of catch-up trainings.
 """
@@ -28,6 +37,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 from airflow_dags._common import (
     ColdstartJobOperator,
     DeltaPartitionSensor,
+    MaintainOperator,
     ModelGateOperator,
     PublishModelOperator,
     default_args,
@@ -88,5 +98,9 @@ with DAG(
         task_id="publish_model",
         model_version=VERSION,
         execution_timeout=timeout(SETTINGS, "publish_model"),
+    )
+    maintain = MaintainOperator(
+        task_id="maintain",
+        execution_timeout=timeout(SETTINGS, "maintain"),
     )
     wait_for_logs >> train >> gate >> interactions >> publish_model

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from configs.recmodel import GAMMA
+
 ARMS: tuple[str, ...] = (
     "original",
     "samplellm",
@@ -29,6 +31,42 @@ Arm = Literal[
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+COLD_ARMS: tuple[str, ...] = (
+    "original",
+    "content",
+    "samplellm",
+    "samplellm_content",
+    "no_is",
+    "no_cs",
+    "oracle",
+    "attributes",
+)
+
+
+class ColdStartSettings(_Strict):
+    """``coldstart evaluate --protocol cold-start`` (ColdLLM-style): split, world, two-tower."""
+
+    # Share of the apps (movies) held out as cold with all their impressions.
+    cold_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # Share of the warm impressions held out for the overall (all-items) metrics.
+    warm_test_fraction: float = Field(default=0.1, gt=0, lt=1)
+    k: int = Field(default=20, ge=1)
+    # The simulated world: impressions, users, apps, base CTR (bots off).
+    sim_rows: int = Field(default=60_000, ge=1_000)
+    sim_users: int = Field(default=1_500, ge=10)
+    sim_apps: int = Field(default=300, ge=20)
+    sim_base_ctr: float = Field(default=0.1, gt=0, lt=1)
+    # Two-tower model (recmodel/two_tower.py).
+    dim: int = Field(default=32, ge=2)
+    epochs: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=512, ge=8)
+    lr: float = Field(default=5e-3, gt=0)
+    id_dropout: float = Field(default=0.2, ge=0, le=1)
+    max_rows: int = Field(default=30_000, ge=100)
+    # Delta table of description embeddings (app_id, text_hash); null: not stored.
+    text_table: str | None = "./runs/text_embeddings"
 
 
 class EvaluateSettings(_Strict):
@@ -57,8 +95,8 @@ class EvaluateSettings(_Strict):
     # SDV baselines: rows they are fitted on and epochs of CTGAN / TVAE.
     sdv_max_rows: int = Field(default=5_000, ge=100)
     sdv_epochs: int = Field(default=50, ge=1)
-    # Hessian grouping threshold for stage 2 in the evaluation.
-    gamma: float = Field(default=0.5, gt=0, le=1)
+    # Hessian grouping threshold for stage 2 in the evaluation (configs.recmodel.GAMMA).
+    gamma: float = Field(default=GAMMA, gt=0, le=1)
     # Bounded samples for the similarity, privacy and picture steps.
     quality_max_rows: int = Field(default=2_000, ge=50)
     dcr_max_rows: int = Field(default=2_000, ge=10)
@@ -68,5 +106,6 @@ class EvaluateSettings(_Strict):
     batch_size: int = Field(default=512, ge=16)
     # torch threads of the small downstream DNN; 1 avoids spinning threads on shared cores.
     threads: int | None = Field(default=1, ge=1)
+    cold_start: ColdStartSettings = ColdStartSettings()
     # Where ``coldstart evaluate`` writes run folders without ``--out``.
     runs_dir: str = "./runs/evaluate"

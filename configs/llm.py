@@ -2,18 +2,31 @@
 
 Kept apart from ``settings.py`` so the LLM area owns its keys. ``endpoint:
 local`` makes the pipeline start the offline stand-in server on localhost
-(not an LLM; see ``llm_client/standin.py``); any other value is the base URL
-of an OpenAI-compatible server (vLLM in production, see ``configs/vllm/``).
+(not an LLM; see ``llm_client/standin.py``); ``endpoint: local-llm`` starts a
+real small LLM on the CPU (llama.cpp's OpenAI-compatible server with the
+packaged Gemma 3 270M GGUF, or ``local_model_path``; ``llm_client/local_llm.py``);
+any other value is the base URL of an OpenAI-compatible server (vLLM in
+production, see ``configs/vllm/``). The environment variable
+``COLDSTART_LLM_ENDPOINT`` overrides ``endpoint`` for any of these values.
 The API key is never a config value: only the *name* of the environment
 variable that holds it, so a key cannot leak through a config dump or a log.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 LOCAL_ENDPOINT = "local"
+LOCAL_LLM_ENDPOINT = "local-llm"
+ENDPOINT_ENV = "COLDSTART_LLM_ENDPOINT"
 STANDIN_MODEL = "offline-standin"
+# How a server takes a JSON schema in ``response_format`` (see llm_client/client.py):
+# json_schema = OpenAI / vLLM; json_object = llama-cpp-python ({"type": "json_object",
+# "schema": ...}); auto = learn it from the server's answer.
+Dialect = Literal["auto", "json_schema", "json_object"]
 
 
 class _Strict(BaseModel):
@@ -30,6 +43,27 @@ class StandinSettings(_Strict):
     rate_timeout: float = Field(default=0.0, ge=0, le=1)
     rate_invalid_json: float = Field(default=0.0, ge=0, le=1)
     startup_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class LocalLLMSettings(_Strict):
+    """The llama.cpp server started for ``endpoint: local-llm`` (a real LLM on the CPU).
+
+    The call settings replace the top-level ones for this endpoint: a CPU model
+    writes ~20 tokens/s, so a 2-core box serves few requests at once and a slow
+    reply is not a fault.
+    """
+
+    n_ctx: int = Field(default=8192, ge=512)
+    n_threads: int = Field(default=2, ge=1)
+    # Model load on a busy box: the readiness wait covers it.
+    startup_timeout_s: float = Field(default=180.0, gt=0)
+    port: int = Field(default=0, ge=0, le=65535)  # 0: any free loopback port
+    concurrency: int = Field(default=2, ge=1)
+    partition_concurrency: int = Field(default=2, ge=1)
+    timeout_s: float = Field(default=600.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_tokens: int = Field(default=2048, ge=16)
+    wave_size: int = Field(default=32, ge=1)
 
 
 class LLMSettings(_Strict):
@@ -54,11 +88,47 @@ class LLMSettings(_Strict):
     max_failure_share: float = Field(default=0.05, ge=0, le=1)
     # Requests per committed wave: a crash loses at most one wave of calls.
     wave_size: int = Field(default=256, ge=1)
+    # response_format shape the endpoint takes; auto: detected (llama.cpp: json_object).
+    dialect: Dialect = "auto"
+    # Any GGUF file for endpoint: local-llm; None: the packaged Gemma 3 270M (extra local-llm).
+    local_model_path: str | None = None
     standin: StandinSettings = StandinSettings()
+    local_llm: LocalLLMSettings = LocalLLMSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint_from_env(cls, data: Any) -> Any:
+        """COLDSTART_LLM_ENDPOINT beats the file, for any value (URL, local, local-llm)."""
+        override = os.environ.get(ENDPOINT_ENV)
+        if override and isinstance(data, dict):
+            return {**data, "endpoint": override.strip()}
+        return data
 
     @property
     def is_local(self) -> bool:
         return self.endpoint == LOCAL_ENDPOINT
+
+    @property
+    def is_local_llm(self) -> bool:
+        return self.endpoint == LOCAL_LLM_ENDPOINT
+
+    def effective(self) -> LLMSettings:
+        """The settings calls run with: the CPU-sized ones for local-llm, else self."""
+        if not self.is_local_llm:
+            return self
+        ll = self.local_llm
+        return self.model_copy(
+            update={
+                "concurrency": ll.concurrency,
+                "partition_concurrency": ll.partition_concurrency,
+                "timeout_s": ll.timeout_s,
+                "max_retries": ll.max_retries,
+                "max_tokens": ll.max_tokens,
+                "wave_size": ll.wave_size,
+                "ready_timeout_s": ll.startup_timeout_s,
+                "dialect": "json_object",
+            }
+        )
 
     @model_validator(mode="after")
     def _pool_fits(self) -> LLMSettings:
@@ -67,9 +137,15 @@ class LLMSettings(_Strict):
                 f"partition_concurrency {self.partition_concurrency} exceeds "
                 f"concurrency {self.concurrency}"
             )
-        if not self.is_local and "://" not in self.endpoint:
+        if self.local_llm.partition_concurrency > self.local_llm.concurrency:
             raise ValueError(
-                f"endpoint {self.endpoint!r}: expected 'local' or a URL such as http://host:8000/v1"
+                f"local_llm.partition_concurrency {self.local_llm.partition_concurrency} "
+                f"exceeds local_llm.concurrency {self.local_llm.concurrency}"
+            )
+        if not (self.is_local or self.is_local_llm) and "://" not in self.endpoint:
+            raise ValueError(
+                f"endpoint {self.endpoint!r}: expected 'local', 'local-llm' or a URL such as "
+                "http://host:8000/v1"
             )
         return self
 

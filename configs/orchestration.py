@@ -16,7 +16,7 @@ steps that fail transiently (LLM endpoint, cluster) are idempotent per ``ds``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,13 +45,22 @@ class ValidationSettings(_Strict):
     max_dropped_share: float = Field(default=0.2, ge=0, le=1)
     # Effective sample size (sum w)^2 / sum w^2 as a share of weighted rows.
     min_ess_fraction: float = Field(default=0.05, gt=0, le=1)
-    # Largest single weight (weights are self-normalised to mean 1); None: off.
-    max_weight: float | None = Field(default=None, gt=1)
+    # Largest single weight (weights are self-normalised to mean 1). "sqrt_n"
+    # (default): 2 * sqrt(N) for N weighted rows - the weights step truncates at
+    # sqrt(N) * mean (Ionides 2008); renormalising after the cap lifts it by
+    # mean_before / mean_after, which exceeds 2 only when truncation removed
+    # over half the weight mass, i.e. a few rows dominated the day. A number:
+    # a fixed cap; None: off.
+    max_weight: Annotated[float, Field(gt=1)] | Literal["sqrt_n"] | None = "sqrt_n"
     # Alignment report of the weights run: mean TVD over dimensions after
     # weighting may be at most this times the TVD before; None: not checked.
     max_tvd_ratio: float | None = Field(default=1.05, gt=0)
     # Fail when the weights run wrote no alignment report (else only warn).
     require_report: bool = False
+    # Accept days whose synthetic rows came from the offline stand-in (model
+    # llm.STANDIN_MODEL). True for a laptop; false in production so test rows
+    # never reach gold.
+    allow_standin: bool = True
 
 
 class GateSettings(_Strict):
@@ -64,6 +73,24 @@ class GateSettings(_Strict):
     cold_start_tolerance: float = Field(default=0.02, ge=0)
     # Absolute floor of the overall AUC for the first model (nothing to compare with).
     min_auc: float = Field(default=0.55, ge=0, le=1)
+    # A cold-start comparison that cannot be made (metric missing on either
+    # side) fails the gate; false lets it pass, recorded as "not evaluated".
+    require_cold_start: bool = True
+
+
+class MaintenanceSettings(_Strict):
+    """``coldstart maintain`` (weekly DAG task ``maintain``): retention and compaction."""
+
+    # Append-only tables to maintain (logical names); they need a ``ds`` column
+    # when keep_days is set.
+    tables: tuple[str, ...] = ("stage.llm_responses",)
+    # Rows whose ds is older than this many days are deleted; None: keep all.
+    keep_days: int | None = Field(default=90, ge=1)
+    # Small files are rewritten into files of about this size.
+    target_file_mb: int = Field(default=128, ge=1)
+    # Unreferenced files older than this are removed from storage (readers of
+    # an older snapshot may need them until then: keep it above the longest job).
+    vacuum_retention_hours: int = Field(default=168, ge=0)
 
 
 class OrchestrationSettings(_Strict):
@@ -104,6 +131,7 @@ class OrchestrationSettings(_Strict):
     backfill_via: Literal["spark-submit", "in-process"] = "spark-submit"
     validation: ValidationSettings = ValidationSettings()
     gate: GateSettings = GateSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @field_validator("candidate_table")
     @classmethod

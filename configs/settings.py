@@ -43,6 +43,19 @@ class SparkSettings(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class S3Settings(_Strict):
+    """S3 service of an ``s3://`` / ``s3a://`` warehouse, for the Python-side file access.
+
+    None: ``$AWS_ENDPOINT_URL`` / ``$AWS_REGION``, else the AWS defaults. Keys
+    never live here: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` from the
+    environment, or the instance's role. Spark's s3a settings are
+    ``spark.hadoop.fs.s3a.*`` under ``spark.conf`` (docs/cluster.md).
+    """
+
+    endpoint_url: str | None = None  # e.g. http://minio.internal:9000
+    region: str | None = None
+
+
 class IOSettings(_Strict):
     """How Delta tables are written and read.
 
@@ -51,6 +64,7 @@ class IOSettings(_Strict):
     """
 
     delta_writer: Literal["auto", "native", "delta-rs"] = "auto"
+    s3: S3Settings = S3Settings()
 
 
 class TableSettings(_Strict):
@@ -90,6 +104,16 @@ class SimulateSettings(_Strict):
     bot_impression_share: float = Field(default=0.01, ge=0, lt=0.5)
     base_ctr: float = Field(default=0.05, gt=0, lt=1)
     interaction_strength: float = Field(default=1.0, ge=0)
+    # Simulator v2 latents (jobs/sources/themes.py): themes per app, weight of
+    # taste . themes in the logit, sd of the per-user taste noise and of the
+    # app quality, share of an app's themes its description mentions, chance
+    # of a decoy theme phrase in a description.
+    themes_per_app: int = Field(default=3, ge=1, le=6)
+    theme_weight: float = Field(default=0.8, ge=0)
+    taste_sd: float = Field(default=0.8, ge=0)
+    quality_sd: float = Field(default=0.5, ge=0)
+    theme_mention_rate: float = Field(default=0.6, ge=0, le=1)
+    theme_decoy_rate: float = Field(default=0.3, ge=0, le=1)
     seed: int = 42
     partitions: int | None = Field(default=None, ge=1)
 
@@ -171,5 +195,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(cfg_path, exc)) from exc
+    from jobs.platform import fs
+
+    fs.configure(settings.io.s3.endpoint_url, settings.io.s3.region)
     warehouse = _resolve_warehouse(settings.warehouse)
     return settings.model_copy(update={"warehouse": warehouse, "source": cfg_path})

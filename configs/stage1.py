@@ -36,7 +36,8 @@ class SampleSettings(_Strict):
     max_impressions_per_user: int | None = Field(default=100, ge=1)
     # Outlier rule: drop users with more impressions than this (None: off).
     bot_max_impressions: int | None = Field(default=2_000, ge=1)
-    # Click-fraud rule: drop users with CTR above this ...
+    # Click-fraud rule: drop users whose CTR is above this with 95% confidence
+    # (Wilson lower bound), ...
     bot_max_ctr: float | None = Field(default=0.3, gt=0, le=1)
     # ... when they have at least this many impressions (few rows say little).
     bot_min_impressions: int = Field(default=20, ge=1)

@@ -7,7 +7,8 @@ A Spark failure (py4j / pyspark) becomes one line too: the job, the step it
 escaped from and the Java root cause, with the full trace written to a log
 file (``$COLDSTART_LOG_DIR``, default ``<tmp>/coldstart-logs``) or, with
 ``--verbose`` anywhere on the command line, to the terminal. Anything else is
-a bug and keeps its traceback.
+a bug and keeps its traceback. SIGTERM exits through ``SystemExit`` so that
+child processes a job started are stopped by their context managers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -45,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "run-daily": ("jobs.orchestration.daily", "the whole daily chain in-process for one --ds"),
     "backfill": ("jobs.orchestration.backfill", "re-run daily stages over a date range, resumable"),
+    "maintain": (
+        "jobs.orchestration.maintain",
+        "retention window, compaction and vacuum of stage.llm_responses (delta-rs)",
+    ),
     "align": ("jobs.stage2.align", "stage 2 on any real/synthetic table pair"),
     "submit-cmd": ("jobs.platform.submit", "print the spark-submit command for a job"),
 }
@@ -65,8 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (Airflow, YARN, a timeout) ends the job like Ctrl-C does: by an exception,
+    so every ``finally`` / context manager runs and child processes (the offline
+    stand-in, a local LLM server) are stopped instead of orphaned."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``coldstart`` console script."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]

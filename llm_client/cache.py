@@ -1,9 +1,13 @@
 """The response cache ``stage.llm_responses``: pay for every LLM call once.
 
 A request is identified by the SHA-256 of (model, prompt_version, messages,
-sampling params incl. the per-request seed) in canonical JSON. Every result,
-successful or not, is appended with that hash; lookups use only ``status =
-ok`` rows, so failures are retried by the next run and successes never are.
+sampling params incl. the per-request seed) in canonical JSON, where *model*
+is the endpoint's cache identity: for a local GGUF the model id plus the
+file's sha256, so a stand-in answer (or another file's) is never reused.
+Every result, successful or not, is appended with that hash; lookups use
+only ``status`` ok or truncated rows, so failures are retried by the next run
+and successes (and replies cut at max_tokens, which would be cut again) never
+are.
 Appends happen per wave (see ``jobs/stage1/synthesize.py``), so a run killed
 half-way keeps every wave it finished.
 """
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+# Cut at max_tokens: kept like ok (the same seed would be cut again), parsed as a drop.
+STATUS_TRUNCATED = "truncated"
 
 # stage.llm_responses columns (unpartitioned; appended once per wave).
 RESPONSE_DDL = (
@@ -54,12 +60,14 @@ def request_hash(
 
 
 def cached_ok(spark: SparkSession, path: str, writer: str = "auto") -> DataFrame | None:
-    """``request_hash, response, model`` of every successful cached call, or None."""
+    """``request_hash, response, model, status`` of every final cached call, or None."""
     from pyspark.sql import functions as F
 
     from jobs.platform.tables import read_table, table_exists
 
     if not table_exists(spark, path, writer):
         return None
-    ok = read_table(spark, path, writer=writer).where(F.col("status") == STATUS_OK)
-    return ok.select("request_hash", "response", "model").dropDuplicates(["request_hash"])
+    ok = read_table(spark, path, writer=writer).where(
+        F.col("status").isin(STATUS_OK, STATUS_TRUNCATED)
+    )
+    return ok.select("request_hash", "response", "model", "status").dropDuplicates(["request_hash"])

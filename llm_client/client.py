@@ -14,7 +14,17 @@ Shaped after vLLM's serving-benchmark client, with its gaps closed:
 * the API key comes from an environment variable only and is never logged.
 
 Only the chat-completions protocol is assumed (``response_format`` with a
-JSON schema, ``seed``, ``n``); nothing vendor-specific.
+JSON schema, ``seed``, ``n``). Servers differ in how they take the schema
+(the *dialect*): OpenAI and vLLM take ``{"type": "json_schema", ...}``,
+llama-cpp-python's server only ``{"type": "json_object", "schema": ...}``.
+Requests carry the OpenAI form (what the cache hashes); the client rewrites it
+for the endpoint. With ``dialect="auto"`` a rejection that names
+``json_object`` switches the client to that dialect and resends at once.
+
+A reply cut at ``max_tokens`` (``finish_reason: length``) is not a transient
+fault: the same seed would write the same prefix again. It comes back as a
+``truncated`` result, never retried and never stopping the pool; the job
+counts it as a drop.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import openai
 
 from configs.llm import LLMSettings
 from jobs.platform.errors import LLMError
+from llm_client.schemas import for_dialect, kept_rows
 
 log = logging.getLogger(__name__)
 # httpx2 (under openai) logs every request at INFO: one line per call drowns the
@@ -61,11 +72,23 @@ class ClientConfig:
     backoff_max_s: float = 20.0
     ready_timeout_s: float = 60.0
     progress_every_s: float = 10.0
+    # json_schema (OpenAI, vLLM) | json_object (llama-cpp-python) | auto.
+    dialect: str = "auto"
+    # Driver's progress counter (llm_client/progress.py); None: log per pool only.
+    progress_url: str | None = None
 
     @classmethod
     def from_settings(
-        cls, llm: LLMSettings, base_url: str, model: str, concurrency: int | None = None
+        cls,
+        llm: LLMSettings,
+        base_url: str,
+        model: str,
+        concurrency: int | None = None,
+        *,
+        dialect: str | None = None,
     ) -> ClientConfig:
+        """Call settings (CPU-sized ones for local-llm) for one endpoint."""
+        llm = llm.effective()
         return cls(
             base_url=base_url,
             model=model,
@@ -76,6 +99,7 @@ class ClientConfig:
             backoff_base_s=llm.backoff_base_s,
             backoff_max_s=llm.backoff_max_s,
             ready_timeout_s=llm.ready_timeout_s,
+            dialect=dialect or llm.dialect,
         )
 
 
@@ -105,10 +129,30 @@ class LLMResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str | None = None
+    truncated: bool = False  # finish_reason "length": a drop, not a failure
 
 
 class InvalidJSONError(ValueError):
-    """A 200 reply whose content is not JSON (truncated or unguided output)."""
+    """A 200 reply whose content is not JSON (unguided output)."""
+
+
+class TruncatedError(ValueError):
+    """A 200 reply cut at max_tokens: retrying the same seed writes it again."""
+
+    def __init__(self, prompt_tokens: int, completion_tokens: int, model: str | None) -> None:
+        super().__init__(f"reply truncated at max_tokens ({completion_tokens} tokens)")
+        self.prompt_tokens, self.completion_tokens, self.model = (
+            prompt_tokens,
+            completion_tokens,
+            model,
+        )
+
+
+def names_json_object(exc: Exception) -> bool:
+    """A rejection of the json_schema type by a server that takes json_object."""
+    return isinstance(exc, openai.APIStatusError) and "json_object" in str(exc.message) + str(
+        exc.body
+    )
 
 
 def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -128,16 +172,27 @@ def rows_in(doc: Any) -> int:
 class Progress:
     """Counts for the progress log line: requests, rows/s, tokens/s, failures."""
 
-    def __init__(self, total: int, every_s: float, label: str) -> None:
+    def __init__(self, total: int, every_s: float, label: str, sink: Any = None) -> None:
         self.total, self.every_s, self.label = total, every_s, label
         self.done = self.failed = self.rows = self.tokens = 0
         self.started = self._last = time.monotonic()
+        self.sink = sink  # progress.Reporter: the job-wide counter on the driver
 
-    def update(self, result: LLMResult) -> None:
+    def update(self, result: LLMResult, rows: int | None = None) -> None:
+        """Count one result; ``rows``: its valid items (default: items in its replies)."""
         self.done += 1
         self.failed += not result.success
-        self.rows += sum(rows_in(doc) for doc in result.parsed)
+        rows = sum(rows_in(doc) for doc in result.parsed) if rows is None else rows
+        self.rows += rows
         self.tokens += result.prompt_tokens + result.completion_tokens
+        if self.sink is not None:
+            self.sink.add(
+                done=1,
+                failed=int(not result.success and not result.truncated),
+                truncated=int(result.truncated),
+                rows=rows,
+                completion_tokens=result.completion_tokens,
+            )
         now = time.monotonic()
         if now - self._last >= self.every_s or self.done == self.total:
             self._last = now
@@ -158,6 +213,15 @@ def _classify(exc: Exception) -> tuple[bool, int | None, str]:
         return True, None, "timeout"
     if isinstance(exc, openai.APIConnectionError):
         return True, None, f"connection error: {type(exc.__cause__ or exc).__name__}"
+    if names_json_object(exc):
+        return (
+            False,
+            exc.status_code,
+            (
+                f"HTTP {exc.status_code}: endpoint takes response_format json_object, not "
+                "json_schema; set llm.dialect: json_object (or auto)"
+            ),
+        )
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -165,6 +229,8 @@ def _classify(exc: Exception) -> tuple[bool, int | None, str]:
         return code in (408, 409, 429) or code >= 500, code, f"HTTP {code}: {message}"
     if isinstance(exc, InvalidJSONError):
         return True, 200, str(exc)
+    if isinstance(exc, TruncatedError):
+        return False, 200, str(exc)
     raise exc
 
 
@@ -176,6 +242,7 @@ class LLMClient:
         self._rng = random.Random(seed)
         self._http: httpx2.AsyncClient | None = None
         self._api: openai.AsyncOpenAI | None = None
+        self.dialect = cfg.dialect
 
     async def __aenter__(self) -> LLMClient:
         limits = httpx2.Limits(
@@ -214,7 +281,7 @@ class LLMClient:
     async def _attempt(self, req: LLMRequest) -> LLMResult:
         kwargs: dict[str, Any] = dict(req.sampling)
         if req.response_format is not None:
-            kwargs["response_format"] = req.response_format
+            kwargs["response_format"] = for_dialect(req.response_format, self.dialect)
         # Raw response: the reply is read as plain JSON, skipping the SDK's pydantic
         # models (a third of the client's CPU per request; see benchmarks/llm_client.py).
         raw = await self._api.chat.completions.with_raw_response.create(
@@ -228,8 +295,12 @@ class LLMClient:
             choices = resp["choices"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise InvalidJSONError("response body is not a chat completion") from None
+        usage = resp.get("usage") or {}
+        tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         contents, parsed = [], []
         for choice in choices:
+            if choice.get("finish_reason") == "length":
+                raise TruncatedError(*tokens, resp.get("model"))
             text = (choice.get("message") or {}).get("content") or ""
             try:
                 parsed.append(json.loads(text))
@@ -239,15 +310,14 @@ class LLMClient:
                     f"reply is not valid JSON (finish_reason={finish}): {exc.msg}"
                 ) from None
             contents.append(text)
-        usage = resp.get("usage") or {}
         return LLMResult(
             req.request_hash,
             True,
             contents,
             parsed,
             http_status=200,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
             model=resp.get("model"),
         )
 
@@ -255,11 +325,31 @@ class LLMClient:
         """One request with bounded retries; always returns a result."""
         started = time.monotonic()
         attempt = 0
+        switched = False
         while True:
             attempt += 1
             try:
                 result = await self._attempt(req)
-            except (openai.APIError, InvalidJSONError) as exc:
+            except (openai.APIError, InvalidJSONError, TruncatedError) as exc:
+                if self.cfg.dialect == "auto" and not switched and names_json_object(exc):
+                    if self.dialect != "json_object":
+                        log.info("endpoint %s takes response_format json_object", self.cfg.base_url)
+                    self.dialect, switched = "json_object", True
+                    attempt -= 1  # a dialect switch (once per request), not a failed attempt
+                    continue
+                if isinstance(exc, TruncatedError):
+                    return LLMResult(
+                        req.request_hash,
+                        False,
+                        error=str(exc),
+                        http_status=200,
+                        attempts=attempt,
+                        latency_s=time.monotonic() - started,
+                        prompt_tokens=exc.prompt_tokens,
+                        completion_tokens=exc.completion_tokens,
+                        model=exc.model,
+                        truncated=True,
+                    )
                 retryable, status, message = _classify(exc)
                 if retryable and attempt <= self.cfg.max_retries:
                     cfg = self.cfg
@@ -276,6 +366,8 @@ class LLMClient:
                     attempts=attempt,
                     latency_s=time.monotonic() - started,
                 )
+            if self.dialect == "auto" and req.response_format is not None:
+                self.dialect = "json_schema"
             return replace(result, attempts=attempt, latency_s=time.monotonic() - started)
 
     async def run(
@@ -291,7 +383,10 @@ class LLMClient:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(len(requests)):
             queue.put_nowait(i)
-        progress = Progress(len(requests), 10.0, label)
+        from llm_client.progress import Reporter
+
+        sink = Reporter(self.cfg.progress_url) if self.cfg.progress_url else None
+        progress = Progress(len(requests), self.cfg.progress_every_s, label, sink)
         stop: list[str] = []
 
         async def worker() -> None:
@@ -301,13 +396,21 @@ class LLMClient:
                     results[i] = LLMResult(requests[i].request_hash, False, error=stop[0])
                 else:
                     results[i] = await self.complete(requests[i])
-                    if stop_on_permanent and not results[i].success and not results[i].retryable:
-                        stop.append(f"not sent: batch stopped after {results[i].error}")
-                progress.update(results[i])
+                    r = results[i]
+                    if stop_on_permanent and not (r.success or r.retryable or r.truncated):
+                        stop.append(f"not sent: batch stopped after {r.error}")
+                fmt = requests[i].response_format
+                progress.update(results[i], sum(kept_rows(d, fmt) for d in results[i].parsed))
                 if on_result is not None:
                     on_result(results[i])
 
-        await asyncio.gather(*(worker() for _ in range(min(self.cfg.concurrency, len(requests)))))
+        try:
+            await asyncio.gather(
+                *(worker() for _ in range(min(self.cfg.concurrency, len(requests))))
+            )
+        finally:
+            if sink is not None:
+                sink.flush()
         return [r for r in results if r is not None]
 
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pyarrow.fs as pafs
-
+from jobs.platform import fs
 from jobs.platform.errors import LLMError
 from llm_client import cache, prompts, schemas
 from llm_client.client import ClientConfig, LLMClient, LLMRequest
@@ -32,16 +30,8 @@ def store_path(warehouse: str, version: str) -> str:
     return f"{warehouse.rstrip('/')}/stage/instructions/{version}.json"
 
 
-def _fs(path: str) -> tuple[pafs.FileSystem, str]:
-    return pafs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
-
-
 def load_stored(warehouse: str, version: str) -> dict[str, Any] | None:
-    fs, p = _fs(store_path(warehouse, version))
-    if fs.get_file_info(p).type == pafs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(p) as fh:
-        return json.loads(fh.read().decode("utf-8"))
+    return fs.read_json(store_path(warehouse, version))
 
 
 def prompts_in_force(warehouse: str, version: str) -> prompts.PromptSet:
@@ -59,12 +49,7 @@ def prompts_in_force(warehouse: str, version: str) -> prompts.PromptSet:
 
 
 def _save(warehouse: str, version: str, doc: Mapping[str, Any]) -> None:
-    fs, p = _fs(store_path(warehouse, version))
-    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
-    tmp = f"{p}.tmp"
-    with fs.open_output_stream(tmp) as fh:
-        fh.write(json.dumps(doc, indent=1).encode("utf-8"))
-    fs.move(tmp, p)
+    fs.write_json(store_path(warehouse, version), doc, indent=1, sort_keys=False)
 
 
 def refine(
@@ -77,6 +62,8 @@ def refine(
 ) -> prompts.PromptSet:
     """Run the rounds one after another (each needs the previous); store them all."""
     fmt = schemas.response_format(schemas.REFINE_SCHEMA_NAME, schemas.refine_schema())
+    # Bounded schema, so max_tokens from it: decoding ends before the cap.
+    cap = schemas.max_tokens_for(schemas.refine_schema(), 4096)
     current = base.instruction
     history = [{"round": 0, "instruction": current, "hash": prompts.text_hash(current)}]
 
@@ -86,7 +73,7 @@ def refine(
             await client.ready()
             for t in range(1, rounds + 1):
                 msgs = prompts.refine_messages(base, current, samples)
-                sampling = {"temperature": 0.2, "seed": seed + t, "n": 1}
+                sampling = {"temperature": 0.2, "seed": seed + t, "n": 1, "max_tokens": cap}
                 key = cache.request_hash(cfg.model, base.version, msgs, sampling, fmt)
                 result = await client.complete(LLMRequest(key, msgs, sampling, fmt))
                 if not result.success:

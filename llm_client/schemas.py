@@ -35,6 +35,14 @@ DUPLICATE = "duplicate_item"
 SEED_COPY = "copy_of_seed"
 BAD_ENVELOPE = "bad_envelope"
 MISSING_JUDGEMENT = "missing_judgement"
+TRUNCATED = "truncated_reply"  # finish_reason "length": counted, never retried
+
+# Bounds that make constrained decoding terminate: every string and array has one.
+REASONING_MAX_CHARS = 800
+INSTRUCTION_MAX_CHARS = 1200
+# Characters per token assumed when sizing max_tokens from a schema: JSON
+# punctuation and enum values tokenise short, so this errs towards more tokens.
+CHARS_PER_TOKEN = 2.0
 
 
 def profile_schema(rows: int, fields: Sequence[str] = S.PROFILE_FIELDS) -> dict[str, Any]:
@@ -84,8 +92,12 @@ def refine_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "reasoning": {"type": "string"},
-            "instruction": {"type": "string", "minLength": 20},
+            "reasoning": {"type": "string", "maxLength": REASONING_MAX_CHARS},
+            "instruction": {
+                "type": "string",
+                "minLength": 20,
+                "maxLength": INSTRUCTION_MAX_CHARS,
+            },
         },
         "required": ["reasoning", "instruction"],
         "additionalProperties": False,
@@ -93,8 +105,63 @@ def refine_schema() -> dict[str, Any]:
 
 
 def response_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAI ``response_format`` envelope (honoured by vLLM guided decoding)."""
+    """The OpenAI ``response_format`` envelope (honoured by vLLM guided decoding).
+
+    This canonical form is what requests carry and what the cache hashes; the
+    client rewrites it per endpoint dialect on the wire (``for_dialect``).
+    """
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+def for_dialect(fmt: dict[str, Any] | None, dialect: str) -> dict[str, Any] | None:
+    """``response_format`` as the endpoint takes it.
+
+    json_schema (OpenAI, vLLM): unchanged. json_object (llama-cpp-python's
+    server, which rejects the json_schema type with "Input should be 'text' or
+    'json_object'"): ``{"type": "json_object", "schema": ...}``.
+    """
+    if fmt is None or dialect != "json_object" or fmt.get("type") != "json_schema":
+        return fmt
+    return {"type": "json_object", "schema": fmt["json_schema"]["schema"]}
+
+
+def max_chars(schema: dict[str, Any]) -> int:
+    """Upper bound of the compact JSON text of any instance of ``schema``.
+
+    Raises ValueError naming an unbounded string or array: such a schema lets
+    constrained decoding run until max_tokens (a truncated, dropped reply).
+    """
+    kind = schema.get("type")
+    if "enum" in schema:
+        return max(len(_json(v)) for v in schema["enum"])
+    if kind == "boolean":
+        return 5
+    if kind in ("number", "integer"):
+        return 52  # llama.cpp's grammar: -, 16 digits, ".", 16 digits, e+, 16 digits
+    if kind == "string":
+        if "maxLength" not in schema:
+            raise ValueError("string without maxLength or enum")
+        return 2 + 2 * int(schema["maxLength"])  # escapes may double a character
+    if kind == "array":
+        if "maxItems" not in schema:
+            raise ValueError("array without maxItems")
+        n = int(schema["maxItems"])
+        return 2 + n * (max_chars(schema["items"]) + 1)
+    if kind == "object":
+        props = schema.get("properties", {})
+        return 2 + sum(len(_json(k)) + 2 + max_chars(v) for k, v in props.items())
+    raise ValueError(f"type {kind!r} not bounded")
+
+
+def max_tokens_for(schema: dict[str, Any], cap: int) -> int:
+    """max_tokens for a reply under ``schema``: its bound in tokens plus slack, at most cap."""
+    return min(cap, int(max_chars(schema) / CHARS_PER_TOKEN) + 64)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
 
 
 @dataclass
@@ -204,3 +271,15 @@ def validate_clicks(doc: Any, user_refs: Sequence[str], app_ids: Sequence[str]) 
     if missing > 0:
         out.dropped[MISSING_JUDGEMENT] += missing
     return out
+
+
+def kept_rows(doc: Any, fmt: dict[str, Any] | None) -> int:
+    """Items of a reply that pass validation (for progress; seed copies checked later)."""
+    schema = ((fmt or {}).get("json_schema") or {}).get("schema") or {}
+    props = schema.get("properties") or {}
+    if "profiles" in props:
+        return len(validate_profiles(doc).items)
+    if "judgements" in props:
+        item = props["judgements"]["items"]["properties"]
+        return len(validate_clicks(doc, item["user"]["enum"], item["app_id"]["enum"]).items)
+    return 0

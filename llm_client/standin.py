@@ -9,6 +9,15 @@ against vLLM. What it answers is in ``standin_logic``. On start it prints
 ``STANDIN READY <base_url>`` on stdout; ``standin_server()`` launches it as a
 subprocess and waits for that line, which is how ``endpoint: local`` works.
 
+Dialect (``--dialect`` or the ``dialect`` key of ``/admin/faults``): which
+``response_format`` shape it takes, as the real servers do. ``json_schema``
+(default, like vLLM/OpenAI) takes ``{"type": "json_schema", ...}`` and treats
+``json_object`` as unguided JSON; ``json_object`` (like llama-cpp-python's
+server) takes ``{"type": "json_object", "schema": ...}`` and answers the
+json_schema type with HTTP 500 "Input should be 'text' or 'json_object'",
+as that server does. Replies longer than the request's ``max_tokens``
+(~4 characters a token) are cut and end with ``finish_reason: length``.
+
 Fault injection, from CLI flags or ``POST /admin/faults`` (JSON, same keys):
 random rates (``rate_429`` ...) for benchmarks, and ``fail_first`` +
 ``fail_kind`` (every distinct request fails its first N attempts) for tests.
@@ -46,6 +55,9 @@ log = logging.getLogger(__name__)
 READY_PREFIX = "STANDIN READY "
 ERROR_TYPES = {"429": "rate_limit_error", "500": "server_error", "400": "invalid_request_error"}
 FAULT_KINDS = ("429", "500", "timeout", "invalid_json", "truncated", "400")
+DIALECTS = ("json_schema", "json_object")
+# What llama-cpp-python's server (pydantic) answers for {"type": "json_schema"}.
+JSON_OBJECT_ONLY = "response_format.type: Input should be 'text' or 'json_object'"
 
 
 @dataclass
@@ -63,6 +75,7 @@ class Faults:
     corrupt: list[str] = field(default_factory=list)
     timeout_sleep_s: float = 30.0
     require_key_env: str | None = None
+    dialect: str = "json_schema"  # not a fault: the response_format shape it takes
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Faults:
@@ -73,6 +86,8 @@ class Faults:
         faults = cls(**doc)
         if faults.fail_kind not in FAULT_KINDS:
             raise ValueError(f"fail_kind {faults.fail_kind!r}: expected one of {FAULT_KINDS}")
+        if faults.dialect not in DIALECTS:
+            raise ValueError(f"dialect {faults.dialect!r}: expected one of {DIALECTS}")
         return faults
 
 
@@ -192,6 +207,9 @@ class StandinServer:
             return _error(400, "request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' must be a list", "invalid_request_error")
+        fmt_type = (body.get("response_format") or {}).get("type")
+        if self.faults.dialect == "json_object" and fmt_type not in (None, "text", "json_object"):
+            return _error(500, JSON_OBJECT_ONLY, "internal_server_error")
         if body.get("model") != logic.STANDIN_MODEL:
             msg = f"model {body.get('model')!r} not served; served: {logic.STANDIN_MODEL}"
             return _error(404, msg, "not_found_error")
@@ -212,8 +230,10 @@ class StandinServer:
         rng = random.Random(int(seed))
         user = "\n".join(m.get("content", "") for m in body["messages"] if m.get("role") == "user")
         choices, completion_chars = [], 0
+        guided = logic.guided_schema(body.get("response_format"), self.faults.dialect)
+        budget = int(body.get("max_tokens") or 1 << 30) * 4  # ~4 characters a token
         for i in range(max(1, int(body.get("n") or 1))):
-            doc = await asyncio.to_thread(logic.answer, body, rng, self.embedder)
+            doc = await asyncio.to_thread(logic.answer, body, rng, self.embedder, guided)
             if self.faults.corrupt and isinstance(doc, dict):
                 doc = logic.corrupt(doc, self.faults.corrupt, user)
             text, finish = (doc, "stop") if isinstance(doc, str) else (json.dumps(doc), "stop")
@@ -221,6 +241,8 @@ class StandinServer:
                 text = "Sure! Here are the rows: " + text.replace('"', "'")
             elif fault == "truncated":
                 text, finish = text[: len(text) // 2], "length"
+            if len(text) > budget:
+                text, finish = text[:budget], "length"
             completion_chars += len(text)
             message = {"role": "assistant", "content": text}
             choices.append({"index": i, "message": message, "finish_reason": finish})
@@ -250,10 +272,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random fault draws")
     p.add_argument("--no-preload", action="store_true", help="load the embedder on first use")
     for f in dataclasses.fields(Faults):
-        if f.name in ("corrupt", "require_key_env", "fail_kind"):
+        if f.name in ("corrupt", "require_key_env", "fail_kind", "dialect"):
             continue
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     p.add_argument("--fail-kind", default="429", choices=FAULT_KINDS)
+    p.add_argument("--dialect", default="json_schema", choices=DIALECTS)
     p.add_argument("--corrupt", default="", help="comma list: wrong_type,bad_vocab,...")
     p.add_argument("--require-key-env", default=None, help="401 unless Bearer == $VAR")
     return p

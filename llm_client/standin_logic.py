@@ -206,14 +206,44 @@ def corrupt(doc: dict[str, Any], kinds: Sequence[str], user: str) -> dict[str, A
     return {**doc, key: doc[key] + extra}
 
 
-def answer(body: dict[str, Any], rng: random.Random, embedder: Embedder) -> dict[str, Any] | str:
+def guided_schema(fmt: dict[str, Any] | None, dialect: str) -> tuple[str | None, dict]:
+    """(task name, schema) the server would guide decoding with, per its dialect.
+
+    json_schema servers read ``json_schema.schema`` (a json_object request is
+    unguided JSON there); json_object servers read ``schema`` of a json_object
+    request. The task is named by the schema's top-level key, as a server
+    without schema names would see it.
+    """
+    fmt = fmt or {}
+    if dialect == "json_object":
+        schema = fmt.get("schema") if fmt.get("type") == "json_object" else None
+    else:
+        schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") else None
+    if not isinstance(schema, dict):
+        return None, {}
+    props = schema.get("properties") or {}
+    for key, name in (
+        ("profiles", schemas.PROFILE_SCHEMA_NAME),
+        ("judgements", schemas.CLICK_SCHEMA_NAME),
+        ("instruction", schemas.REFINE_SCHEMA_NAME),
+    ):
+        if key in props:
+            return name, schema
+    return None, schema
+
+
+def answer(
+    body: dict[str, Any],
+    rng: random.Random,
+    embedder: Embedder,
+    guided: tuple[str | None, dict] | None = None,
+) -> dict[str, Any] | str:
     """The reply document for a chat request (or plain text without a schema)."""
     messages = body.get("messages") or []
     system = "\n".join(m.get("content", "") for m in messages if m.get("role") == "system")
     user = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
     fmt = body.get("response_format") or {}
-    spec = fmt.get("json_schema") or {}
-    name, schema = spec.get("name"), spec.get("schema") or {}
+    name, schema = guided or guided_schema(fmt, "json_schema")
     if name == schemas.PROFILE_SCHEMA_NAME:
         return make_profiles(schema, user, rng)
     if name == schemas.CLICK_SCHEMA_NAME:

@@ -5,6 +5,15 @@ is the row's own label: for a non-click that is ``1 - P(click | x)``, not
 ``P(click | x)``. Both models share the recall model's architecture so the
 ratio compares like with like. A ``LabelModel`` pickles to plain tensors and
 JSON-able dicts, so a pandas UDF can ship it to executors.
+
+``CrossFitLabelModel`` is what stage 2 scores with: K models, model k fitted
+without fold k, and a row is scored by the model of its own fold. A model
+scoring the rows it was trained on is over-confident on exactly those rows
+(it has partly memorised their labels), so ``log M_syn(y|x)`` of a synthetic
+row would be biased upwards and its weight downwards - most for the rows
+whose labels are least typical. Folds come from a hash of the row's content
+(``jobs.stage2.reweight.label_fold``), so identical rows share a fold and a
+copy of a training row is never scored by a model that saw it.
 """
 
 from __future__ import annotations
@@ -139,3 +148,62 @@ class LabelModel:
         self.model, self.encoder = model_from_state(data["state"])
         self.label = data["label"]
         self.report = None
+
+
+class CrossFitLabelModel:
+    """K label models; ``models[k]`` never saw a row of fold ``k`` and scores only those.
+
+    Example::
+
+        m = CrossFitLabelModel.fit(pdf, pdf["fold"].to_numpy(), spec, "clicked", folds=3, seed=7)
+        p = m.prob_of_label(rows, rows_fold)
+    """
+
+    def __init__(self, models: list[LabelModel]) -> None:
+        self.models = models
+
+    @classmethod
+    def fit(
+        cls,
+        pdf: pd.DataFrame,
+        fold: np.ndarray,
+        spec: FeatureSpec,
+        label: str,
+        *,
+        folds: int,
+        seed: int,
+        weight: str | None = None,
+        model_cfg: ModelSettings | None = None,
+        train_cfg: TrainSettings | None = None,
+    ) -> CrossFitLabelModel:
+        """Fit model k on the rows of ``pdf`` whose ``fold`` (0..folds-1) is not k."""
+        fold = np.asarray(fold) % folds
+        models = []
+        for k in range(folds):
+            rows = pdf[fold != k].reset_index(drop=True)
+            models.append(
+                LabelModel.fit(
+                    rows,
+                    spec,
+                    label,
+                    seed=seed + 1000 * k,
+                    weight=weight,
+                    model_cfg=model_cfg,
+                    train_cfg=train_cfg,
+                )
+            )
+        return cls(models)
+
+    def log_prob_of_label(self, pdf: pd.DataFrame, fold: np.ndarray) -> np.ndarray:
+        """``log P(y_i | x_i)`` of each row by the model that did not train on its fold."""
+        fold = np.asarray(fold, dtype=np.int64) % len(self.models)
+        out = np.zeros(len(pdf))
+        for k, model in enumerate(self.models):
+            mask = fold == k
+            if mask.any():
+                out[mask] = model.log_prob_of_label(pdf[mask].reset_index(drop=True))
+        return out
+
+    def prob_of_label(self, pdf: pd.DataFrame, fold: np.ndarray) -> np.ndarray:
+        """``P(y_i | x_i)`` out of fold: ``p`` for clicked rows, ``1 - p`` for the others."""
+        return np.exp(self.log_prob_of_label(pdf, fold))

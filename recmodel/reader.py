@@ -25,7 +25,6 @@ its ``meta.json`` under ``inputs``) and the same rows come back later.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
+from jobs.platform import fs
 from jobs.platform.errors import InputError, SchemaMismatchError, TableNotFoundError
 
 if TYPE_CHECKING:
@@ -64,25 +64,21 @@ class Snapshot:
 
 
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow's own file system for a URI or a (possibly relative) local path."""
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), os.path.abspath(path)
+    """pyarrow's own file system for a URI (s3/s3a via jobs.platform.fs) or a local path."""
+    return fs.resolve(path)
 
 
 def _open(path: str, version: int | None):
-    from deltalake import DeltaTable
-
-    if not DeltaTable.is_deltatable(path):
+    if not fs.is_delta_table(path):
         raise TableNotFoundError(f"table {path}: no Delta table there")
     if version is None:
-        return DeltaTable(path)
+        return fs.delta_table(path)
     if not isinstance(version, int) or version < 0:
         raise InputError(f"table {path}: version {version!r}: expected an integer >= 0")
     try:
-        return DeltaTable(path, version=version)
+        return fs.delta_table(path, version=version)
     except Exception as exc:  # delta-rs raises its own error types per cause
-        latest = DeltaTable(path).version()
+        latest = fs.delta_table(path).version()
         raise InputError(
             f"table {path}: cannot load version {version} (latest is {latest}; "
             f"older versions may be vacuumed): {str(exc).splitlines()[0]}"
@@ -133,7 +129,7 @@ def dataset(snap: Snapshot, days: Sequence[str] | None = None) -> pads.FileSyste
 
     Scans run on pyarrow's own file system, never through delta-rs.
     """
-    fs, root = _filesystem(snap.path)
+    table_fs, root = _filesystem(snap.path)
     fmt = pads.ParquetFileFormat()
     wanted = None if days is None else set(days)
     fragments = []
@@ -143,10 +139,10 @@ def dataset(snap: Snapshot, days: Sequence[str] | None = None) -> pads.FileSyste
         if "://" in rel:
             file_fs, file_path = _filesystem(rel)
         else:
-            file_fs, file_path = fs, f"{root.rstrip('/')}/{unquote(rel)}"
+            file_fs, file_path = table_fs, f"{root.rstrip('/')}/{unquote(rel)}"
         expr = _partition_expression(snap.schema, parts)
         fragments.append(fmt.make_fragment(file_path, file_fs, partition_expression=expr))
-    return pads.FileSystemDataset(fragments, snap.schema, fmt, fs)
+    return pads.FileSystemDataset(fragments, snap.schema, fmt, table_fs)
 
 
 def select_days(

@@ -69,8 +69,10 @@ class RequestSpec:
         }
 
     def request(self, task: str, idx: int, messages: list, fmt: dict) -> tuple[str, str]:
-        """(request_hash, body JSON) for one request."""
+        """(request_hash, body JSON) for one request; max_tokens sized from its schema."""
         sampling = self.sampling(task, idx)
+        schema = fmt["json_schema"]["schema"]
+        sampling["max_tokens"] = schemas.max_tokens_for(schema, self.max_tokens)
         version = self.prompts.prompt_version
         key = cache.request_hash(self.model, version, messages, sampling, fmt)
         body = {"messages": messages, "sampling": sampling, "response_format": fmt}
@@ -148,7 +150,7 @@ def call_fn(cfg: ClientConfig, ds: str, run_id: str, prompt_version: str) -> Pan
         rows = [
             (
                 r.request_hash, ds, run_id, task, r.model or cfg.model, prompt_version,
-                cache.STATUS_OK if r.success else cache.STATUS_ERROR,
+                _status(r),
                 r.contents[0] if r.success else None, r.error, r.http_status, r.attempts,
                 float(r.latency_s), int(r.prompt_tokens), int(r.completion_tokens), now,
             )
@@ -157,6 +159,12 @@ def call_fn(cfg: ClientConfig, ds: str, run_id: str, prompt_version: str) -> Pan
         yield pd.DataFrame(rows, columns=list(cache.RESPONSE_COLUMNS))
 
     return fn
+
+
+def _status(r: Any) -> str:
+    if r.truncated:
+        return cache.STATUS_TRUNCATED
+    return cache.STATUS_OK if r.success else cache.STATUS_ERROR
 
 
 def _cols(ddl: str) -> list[str]:
@@ -182,6 +190,9 @@ def profile_parse_fn() -> PandasFn:
             rows: list[tuple] = []
             for rec in pdf.itertuples(index=False):
                 seeds = [tuple(k) for k in json.loads(rec.context)]
+                if rec.status == cache.STATUS_TRUNCATED:
+                    rows += _drops({schemas.TRUNCATED: 1}, width)
+                    continue
                 out = schemas.validate_profiles(_load(rec.response), seed_keys=seeds)
                 ids = [int(c) for c in rec.exemplar_cluster_ids]
                 for i, item in enumerate(out.items):
@@ -204,6 +215,9 @@ def click_parse_fn() -> PandasFn:
         for pdf in batches:
             rows: list[tuple] = []
             for rec in pdf.itertuples(index=False):
+                if rec.status == cache.STATUS_TRUNCATED:
+                    rows += _drops({schemas.TRUNCATED: 1}, width)
+                    continue
                 context = json.loads(rec.context)
                 by_ref = {p["ref"]: p for p in context["profiles"]}
                 out = schemas.validate_clicks(_load(rec.response), list(by_ref), context["app_ids"])

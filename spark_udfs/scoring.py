@@ -25,7 +25,7 @@ PROB_CLIP = 1e-4
 
 
 class ProbOfLabel(Protocol):
-    def prob_of_label(self, pdf: pd.DataFrame) -> np.ndarray: ...
+    def prob_of_label(self, pdf: pd.DataFrame, fold: np.ndarray) -> np.ndarray: ...
 
 
 class FoldLogRatio(Protocol):
@@ -33,19 +33,28 @@ class FoldLogRatio(Protocol):
 
 
 def label_log_ratio(
-    m_real: ProbOfLabel, m_syn: ProbOfLabel, columns: Sequence[str], clip: float = PROB_CLIP
+    m_real: ProbOfLabel,
+    m_syn: ProbOfLabel,
+    columns: Sequence[str],
+    fold: "Column",
+    clip: float = PROB_CLIP,
 ) -> "Column":
-    """Column ``log M_real(y|x) - log M_syn(y|x)``; ``columns`` must include the label."""
+    """Column ``log M_real(y|x) - log M_syn(y|x)``, each by its out-of-fold model.
+
+    ``columns`` must include the label; ``fold`` is the row's cross-fitting
+    fold (the same hash both models' training rows were split by).
+    """
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
     @pandas_udf("double")
-    def score(pdf: pd.DataFrame) -> pd.Series:
-        p_real = np.clip(np.asarray(m_real.prob_of_label(pdf), dtype=float), clip, 1.0)
-        p_syn = np.clip(np.asarray(m_syn.prob_of_label(pdf), dtype=float), clip, 1.0)
+    def score(folds: pd.Series, pdf: pd.DataFrame) -> pd.Series:
+        k = np.asarray(folds, dtype=np.int64)
+        p_real = np.clip(np.asarray(m_real.prob_of_label(pdf, k), dtype=float), clip, 1.0)
+        p_syn = np.clip(np.asarray(m_syn.prob_of_label(pdf, k), dtype=float), clip, 1.0)
         return pd.Series(np.log(p_real) - np.log(p_syn))
 
-    return score(F.struct(*[F.col(c) for c in columns]))
+    return score(fold, F.struct(*[F.col(c) for c in columns]))
 
 
 def fold_log_ratio(model: FoldLogRatio, columns: Sequence[str], fold: "Column") -> "Column":

@@ -14,8 +14,6 @@ import pytest
 from configs.settings import Settings, SparkSettings, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-MOVIELENS_DIR = SHARED_DATA / "ml-100k"
 
 pytest_plugins = ["tests.cluster_fixture"]
 
@@ -47,10 +45,12 @@ def settings(warehouse: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def movielens_dir() -> Path:
-    """../shared/data/ml-100k (never copied into the repo: its licence forbids it)."""
-    if not (MOVIELENS_DIR / "u.data").is_file():
-        pytest.fail(f"MovieLens-100K not found at {MOVIELENS_DIR}; tests read it from shared/")
-    return MOVIELENS_DIR
+    """ml-100k found as the jobs find it (``locate_movielens``: $COLDSTART_MOVIELENS_DIR,
+    ../shared/data/ml-100k, the user cache or a checksummed download); never copied
+    into the repo (its licence forbids it)."""
+    from jobs.sources.movielens import locate_movielens
+
+    return locate_movielens()
 
 
 def pytest_configure(config: pytest.Config) -> None:

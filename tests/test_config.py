@@ -105,3 +105,15 @@ def test_cli__bad_config_fails_in_one_line_before_spark(tmp_path: Path, warehous
     assert len(lines) == 1, proc.stderr
     assert "simulate.rows" in lines[0] and str(path) in lines[0]
     assert list(warehouse.iterdir()) == []  # nothing written
+
+
+def test_gamma__one_grouping_threshold_for_interactions_align_and_evaluate() -> None:
+    # The daily groups, `coldstart align` and the evaluation must merge the same pairs.
+    from configs.evaluation import EvaluateSettings
+    from configs.recmodel import GAMMA, InteractionSettings
+    from configs.weights import AlignSettings
+
+    packaged = load_config(None)
+    defaults = {InteractionSettings().gamma, AlignSettings().gamma, EvaluateSettings().gamma}
+    shipped = {packaged.interactions.gamma, packaged.align.gamma, packaged.evaluate.gamma}
+    assert defaults == shipped == {GAMMA}

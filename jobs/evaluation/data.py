@@ -157,7 +157,7 @@ def load_movielens_data(
     from jobs.sources import movielens as ML
 
     cfg: EvaluateSettings = settings.evaluate
-    root = Path(path) if path else ML.DEFAULT_DIR
+    root = ML.locate_movielens(path or None)
     df = ML.load_movielens(spark, root, cold_start_max_ratings=cfg.movielens_cold_max_ratings)
     categorical = ML.ML_FEATURE_FIELDS
     cols = [S.USER_ID, S.APP_ID, *categorical, LABEL, COLD]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from configs.evaluation import ARMS
+from configs.evaluation import ARMS, COLD_ARMS
 from jobs.platform.errors import InputError
 
 if TYPE_CHECKING:
@@ -354,13 +354,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=None, help="trainings per arm (default: evaluate.repeats)"
     )
-    parser.add_argument("--arms", default=None, help=f"comma list from {','.join(ARMS)}")
+    parser.add_argument(
+        "--arms",
+        default=None,
+        help=f"comma list; paper: {','.join(ARMS)}; cold-start: {','.join(COLD_ARMS)}",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("paper", "cold-start"),
+        default="paper",
+        help="paper: 8:1:1 split, AUC tables; cold-start: 20%% of apps held out, Recall@20",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="every seed of the run (default: evaluate.seed)"
+    )
     args = parser.parse_args(argv)
     settings = load_config(args.config)
+    if args.seed is not None:
+        settings = settings.model_copy(
+            update={"evaluate": settings.evaluate.model_copy(update={"seed": args.seed})}
+        )
     cfg = settings.evaluate
     repeats = cfg.repeats if args.repeats is None else args.repeats
     if repeats < 2:
         parser.error(f"--repeats {repeats}: need at least 2 for a std and a t-test")
+    if args.protocol == "cold-start":
+        return _cold_start_main(args, settings, repeats, argv)
     arms = parse_arms(args.arms, cfg.arms)
     if args.path and not Path(args.path).exists():
         raise InputError(f"--path {args.path}: no such directory")
@@ -374,6 +393,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.emit()
     print(f"evaluation report: {summary['files']['markdown']} ({summary['files']['html']})")
+    return 0
+
+
+def parse_cold_arms(text: str | None, dataset: str) -> tuple[str, ...]:
+    """Cold-start arms in canonical order (default: all; oracle on the simulator only)."""
+    if not text:
+        return tuple(a for a in COLD_ARMS if dataset == "simulator" or a != "oracle")
+    asked = [a.strip() for a in text.split(",") if a.strip()]
+    bad = [a for a in asked if a not in COLD_ARMS]
+    if bad or not asked:
+        raise InputError(f"--arms {text!r}: unknown {bad}; choose from {', '.join(COLD_ARMS)}")
+    return tuple(a for a in COLD_ARMS if a in asked)
+
+
+def _cold_start_main(args: Any, settings: Settings, repeats: int, argv: Sequence[str] | None):
+    import shlex
+    import sys
+
+    from jobs.evaluation.cold_start import evaluate_cold_start
+    from jobs.platform.common import RunLog
+
+    arms = parse_cold_arms(args.arms, args.dataset)
+    if args.path and not Path(args.path).exists():
+        raise InputError(f"--path {args.path}: no such directory")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(settings.evaluate.runs_dir) / (f"{args.dataset}-cold-{stamp}")
+    )
+    run = RunLog("evaluate")
+    command = "coldstart evaluate " + shlex.join(sys.argv[2:] if argv is None else list(argv))
+    seed = settings.evaluate.seed
+    summary = evaluate_cold_start(
+        settings, args.dataset, args.path, out, arms, repeats, seed, command
+    )
+    run.add(dataset=args.dataset, protocol="cold-start", arms=list(arms), repeats=repeats)
+    run.emit()
+    k = summary["k"]
+    for arm, row in summary["cold_recall_summary"].items():
+        print(f"{arm}: cold recall@{k} {row['mean']:.4f} +- {row['sd']:.4f}")
+    print(f"cold-start summary: {out / 'summary.json'}")
     return 0
 
 

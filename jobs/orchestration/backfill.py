@@ -6,7 +6,8 @@
 
 Days run oldest first, each day's stages in the daily order
 (``configs.orchestration.DAILY_STAGES``); a stage whose output partition
-already exists is skipped unless ``--force``. ``--via spark-submit`` (default
+already exists is skipped unless ``--force`` (``validate``, which writes
+nothing, always runs). ``--via spark-submit`` (default
 ``orchestration.backfill_via``) submits one job per (day, stage) with the
 command of ``jobs.orchestration.daily.stage_command``; ``in-process`` runs them all in this
 process with one SparkSession.
@@ -25,12 +26,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from configs.orchestration import DAILY_STAGES
@@ -41,6 +40,7 @@ from jobs.orchestration.daily import (
     run_stage,
     summary_table,
 )
+from jobs.platform import fs
 from jobs.platform.errors import ColdstartError, InputError
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_DIR = "_orchestration/backfill"
+ALWAYS_RUN = frozenset({"validate"})  # checks, not writers: never "skipped: output exists"
 
 
 def day_range(start: str, end: str) -> list[str]:
@@ -59,36 +60,24 @@ def day_range(start: str, end: str) -> list[str]:
     return [(a + dt.timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
 
 
-def state_path(
-    settings: Settings, start: str, end: str, stages: Sequence[str], force: bool
-) -> Path:
-    """State file of one backfill (range + stages + force) under the warehouse."""
-    if "://" in settings.warehouse:
-        raise InputError(
-            f"warehouse {settings.warehouse}: backfill keeps its state on a local path; "
-            "run it where the warehouse is mounted"
-        )
+def state_path(settings: Settings, start: str, end: str, stages: Sequence[str], force: bool) -> str:
+    """State file of one backfill (range + stages + force) under the warehouse (path or URI)."""
     key = json.dumps({"stages": list(stages), "force": force}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return Path(settings.warehouse) / STATE_DIR / f"{start}_{end}_{digest}.json"
+    return fs.join(settings.warehouse, STATE_DIR, f"{start}_{end}_{digest}.json")
 
 
-def load_state(path: Path) -> dict[str, Any]:
+def load_state(path: str) -> dict[str, Any]:
     """Steps recorded by an unfinished run of this backfill; empty for a fresh one."""
-    if not path.is_file():
-        return {"status": "new", "steps": {}}
-    state = json.loads(path.read_text())
-    if state.get("status") == "done":
+    state = fs.read_json(path)
+    if state is None or state.get("status") == "done":
         return {"status": "new", "steps": {}}
     return state
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the state atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    tmp.replace(path)
+def save_state(path: str, state: dict[str, Any]) -> None:
+    """Write the state atomically (``jobs.platform.fs``: rename locally, one PUT on S3)."""
+    fs.write_json(path, state)
 
 
 def submit_runner(master: str | None) -> Callable[[str, Settings, str], dict]:
@@ -123,7 +112,7 @@ def backfill(
     *,
     force: bool,
     runner: Callable[[str, Settings, str], dict],
-    state_file: Path,
+    state_file: str,
 ) -> list[StageResult]:
     """Run every (day, stage) in order; record each step; stop at the first failure."""
     state = load_state(state_file)
@@ -138,7 +127,9 @@ def backfill(
                 rows = output_rows(stage, settings, ds)
                 results.append(StageResult(ds, stage, "skipped", 0.0, rows, note="done earlier"))
                 continue
-            rows = None if force else output_rows(stage, settings, ds)
+            # validate writes nothing: an existing candidate is what it checks, not
+            # a sign it ran, so it always runs.
+            rows = None if force or stage in ALWAYS_RUN else output_rows(stage, settings, ds)
             if rows is not None:
                 results.append(StageResult(ds, stage, "skipped", 0.0, rows, note="output exists"))
                 continue

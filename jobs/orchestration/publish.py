@@ -18,12 +18,12 @@ of upstream partitions come from the Delta log's file statistics.
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.platform import fs
 from jobs.platform.errors import ValidationFailedError
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WEIGHT, LOG_WEIGHT = "weight", "log_weight"
+WEIGHT, LOG_WEIGHT, MODEL = "weight", "log_weight", "model"
 
 
 @dataclass
@@ -57,11 +57,10 @@ def partition_rows(path: str, ds: str | None = None) -> int | None:
     Reads only the log's per-file ``numRecords`` statistics, never the data.
     """
     import pyarrow as pa
-    from deltalake import DeltaTable
 
-    if not DeltaTable.is_deltatable(path):
+    if not fs.is_delta_table(path):
         return None
-    actions = pa.table(DeltaTable(path).get_add_actions(flatten=True))
+    actions = pa.table(fs.delta_table(path).get_add_actions(flatten=True))
     counts = actions.column("num_records").to_pylist()
     if ds is not None:
         col = "partition.ds"
@@ -111,6 +110,13 @@ def report_tvd(doc: dict[str, Any]) -> tuple[float, float] | None:
     )
 
 
+def max_weight_cap(rule: float | str | None, rows: int) -> float | None:
+    """The gate's largest allowed weight: a number, ``sqrt_n`` (2 * sqrt(rows)) or None."""
+    if rule == "sqrt_n":
+        return 2.0 * math.sqrt(max(rows, 1))
+    return None if rule is None else float(rule)
+
+
 def check(figures: dict[str, Any], rules: ValidationSettings) -> list[str]:
     """Every threshold of ``rules`` that ``figures`` violate, as readable sentences."""
     out: list[str] = []
@@ -127,8 +133,10 @@ def check(figures: dict[str, Any], rules: ValidationSettings) -> list[str]:
         out.append(
             f"ess_fraction {figures['ess_fraction']} < min_ess_fraction {rules.min_ess_fraction}"
         )
-    if rules.max_weight is not None and figures["max_weight"] > rules.max_weight:
-        out.append(f"max_weight {figures['max_weight']} > max_weight {rules.max_weight}")
+    cap = max_weight_cap(rules.max_weight, rows)
+    if cap is not None and figures["max_weight"] > cap:
+        rule = f"max_weight {rules.max_weight} ({cap:.4g})"
+        out.append(f"max_weight {figures['max_weight']} > {rule}")
     tvd = figures.get("tvd_mean")
     if rules.max_tvd_ratio is not None and tvd is not None:
         before, after = tvd
@@ -143,10 +151,42 @@ def check(figures: dict[str, Any], rules: ValidationSettings) -> list[str]:
 def read_report(settings: Settings, ds: str) -> tuple[str, dict[str, Any] | None]:
     """The weights run's alignment report JSON for ``ds`` (None if it wrote none)."""
     rel = settings.orchestration.report_dir.format(ds=ds)
-    path = Path(settings.warehouse) / rel / "report.json"
-    if "://" in settings.warehouse or not path.is_file():
-        return str(path), None
-    return str(path), json.loads(path.read_text())
+    path = fs.join(settings.warehouse, rel, "report.json")
+    return path, fs.read_json(path)
+
+
+def synthetic_models(spark: SparkSession, settings: Settings, ds: str) -> list[str] | None:
+    """Distinct ``model`` values of ``stage.synthetic_raw[ds]`` (None: table or column absent).
+
+    One aggregation; only the handful of distinct model names reach the driver.
+    """
+    from jobs.platform.tables import partition_exists, read_table
+
+    path, writer = settings.table_path(settings.tables.synthetic_raw), settings.io.delta_writer
+    if not partition_exists(spark, path, ds, writer):
+        return None
+    df = read_table(spark, path, ds, writer=writer)
+    if MODEL not in df.columns:
+        return None
+    return sorted(str(r[0]) for r in df.select(MODEL).distinct().collect())
+
+
+def check_standin(
+    models: list[str] | None, table: str, ds: str, allow: bool
+) -> tuple[list[str], list[str]]:
+    """(violations, warnings) of the stand-in rule: its rows never reach gold unless allowed."""
+    from configs.llm import STANDIN_MODEL
+
+    where = f"table {table} ds={ds}"
+    if models is None:
+        note = f"{where}: no '{MODEL}' column; cannot tell whether rows came from the stand-in"
+        return ([note], []) if not allow else ([], [note])
+    if STANDIN_MODEL not in models:
+        return [], []
+    note = f"{where}: rows came from the offline stand-in (model {STANDIN_MODEL!r}), not an LLM"
+    if allow:
+        return [], [f"{note}; accepted (orchestration.validation.allow_standin is true)"]
+    return [f"{note}; orchestration.validation.allow_standin is false"], []
 
 
 def validate_day(spark: SparkSession, settings: Settings, ds: str) -> Validation:
@@ -171,9 +211,15 @@ def validate_day(spark: SparkSession, settings: Settings, ds: str) -> Validation
     else:
         result.figures["tvd_mean"] = report_tvd(report)
         result.figures["report"] = report_path
+    models = synthetic_models(spark, settings, ds)
+    result.figures["models"] = models
+    bad, notes = check_standin(models, tables.synthetic_raw, ds, orch.validation.allow_standin)
+    result.violations += bad
+    result.warnings += notes
     result.violations += check(result.figures, orch.validation)
     for note in result.warnings:
         log.warning("validate ds=%s: %s", ds, note)
+    result.figures["warnings"] = list(result.warnings)  # into the run's summary, not only the log
     if not result.ok:
         raise ValidationFailedError(
             f"table {orch.candidate_table} ds={ds} not published: " + "; ".join(result.violations)
@@ -196,4 +242,29 @@ def publish_day(spark: SparkSession, settings: Settings, ds: str) -> dict[str, A
             f"table {settings.tables.weighted_synthetic} ds={ds}: published {result.rows} rows, "
             f"validated {validation.figures['weighted_rows']}; re-run validate and publish"
         )
-    return {"table": settings.tables.weighted_synthetic, "rows": result.rows, **validation.figures}
+    lineage = record_gold_lineage(settings, ds, result.version, validation)
+    out = {"table": settings.tables.weighted_synthetic, "rows": result.rows, **validation.figures}
+    return {**out, "lineage": lineage}
+
+
+def record_gold_lineage(settings: Settings, ds: str, version: int, validation: Validation) -> str:
+    """The gold partition's record: its synthetic source's record plus what validated it.
+
+    A gold row joins back on ``synth_id`` to ``stage.synthetic_raw[ds]`` (model,
+    prompt_version, exemplar clusters, request hash per row); the source record
+    holds the synthesize run id, endpoint and instruction hash.
+    """
+    from jobs.platform.lineage import read_lineage, write_lineage
+
+    tables = settings.tables
+    source = read_lineage(settings.warehouse, tables.synthetic_raw, ds)
+    if source is None:
+        validation.warnings.append(f"{tables.synthetic_raw} ds={ds}: no lineage record")
+    doc = {
+        "table_version": version,
+        "rows": validation.figures["weighted_rows"],
+        "join": {"key": "synth_id", "table": tables.synthetic_raw, "ds": ds},
+        "synthetic": source,
+        "validation": validation.figures,
+    }
+    return write_lineage(settings.warehouse, tables.weighted_synthetic, ds, doc)

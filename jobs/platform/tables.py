@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from jobs.platform import fs
 from jobs.platform.errors import InputError, SchemaMismatchError, TableNotFoundError
 from jobs.platform.schema import DS
 
@@ -108,13 +109,11 @@ def _delta_arrow_schema(dt) -> pa.Schema:
 
 
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    return pafs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
+    return fs.resolve(path)
 
 
 def _table_exists(path: str) -> bool:
-    from deltalake import DeltaTable
-
-    return DeltaTable.is_deltatable(path)
+    return fs.is_delta_table(path)
 
 
 def _add_actions(path: str, rel_dir: str, partition: dict[str, str]) -> tuple[list, int]:
@@ -124,13 +123,13 @@ def _add_actions(path: str, rel_dir: str, partition: dict[str, str]) -> tuple[li
     """
     from deltalake.transaction import AddAction
 
-    fs, root = _filesystem(path)
-    infos = fs.get_file_info(pafs.FileSelector(f"{root}/{rel_dir}", recursive=False))
+    filesystem, root = _filesystem(path)
+    infos = filesystem.get_file_info(pafs.FileSelector(f"{root}/{rel_dir}", recursive=False))
     actions, rows = [], 0
     for info in sorted(infos, key=lambda i: i.path):
         if not info.is_file or not info.base_name.endswith(".parquet"):
             continue
-        with fs.open_input_file(info.path) as fh:
+        with filesystem.open_input_file(info.path) as fh:
             n = pq.ParquetFile(fh).metadata.num_rows
         rows += n
         actions.append(
@@ -147,15 +146,66 @@ def _add_actions(path: str, rel_dir: str, partition: dict[str, str]) -> tuple[li
 
 
 def _remove_dir(path: str, rel_dir: str) -> None:
-    fs, root = _filesystem(path)
     with contextlib.suppress(FileNotFoundError):
-        fs.delete_dir(f"{root}/{rel_dir}")
+        fs.delete_dir(fs.join(path, rel_dir))
+
+
+def _check_target(path: str, table_schema: pa.Schema, partition: str | None) -> bool:
+    """Whether the table exists; raise if its schema or partitioning differ from the write."""
+    if not _table_exists(path):
+        return False
+    dt = fs.delta_table(path)
+    _check_schema(path, _delta_arrow_schema(dt), table_schema)
+    table_parts = dt.metadata().partition_columns
+    want = [DS] if partition is not None else []
+    if list(table_parts) != want:
+        raise SchemaMismatchError(
+            f"table {path}: partitioned by {list(table_parts)}, write expects {want}"
+        )
+    return True
+
+
+def staging_dir(partition: str | None) -> str:
+    """A fresh, attempt-unique folder (relative to the table) for one write's files."""
+    prefix = f"{DS}={partition}/" if partition is not None else ""
+    return f"{prefix}{STAGING_PREFIX}{uuid.uuid4().hex}"
+
+
+def commit_files(
+    path: str, rel_dir: str, table_schema: pa.Schema, partition: str | None, mode: str
+) -> WriteResult:
+    """Commit the Parquet files under ``path/rel_dir`` in one delta-rs transaction.
+
+    The Python half of the delta-rs writer: Spark (or anything else) has put
+    the files there; this reads their footers and replaces partition
+    ``partition`` (or the table, or appends) with exactly them. Works on every
+    location of ``jobs.platform.fs`` (local, ``s3://``, ``s3a://``).
+    """
+    from deltalake import Schema
+    from deltalake.transaction import create_table_with_add_actions
+
+    exists = _check_target(path, table_schema, partition)
+    actions, rows = _add_actions(path, rel_dir, {DS: partition} if partition else {})
+    part_by = [DS] if partition is not None else None
+    if exists:
+        filters = [(DS, "=", partition)] if partition is not None and mode == "overwrite" else None
+        fs.delta_table(path).create_write_transaction(
+            actions, mode=mode, schema=table_schema, partition_by=part_by, partition_filters=filters
+        )
+    else:
+        create_table_with_add_actions(
+            fs.delta_uri(path),
+            Schema.from_arrow(table_schema),
+            actions,
+            mode="error",
+            partition_by=part_by,
+            storage_options=fs.storage_options(path),
+        )
+    version = fs.delta_table(path).version()
+    return WriteResult(path, version, len(actions), rows, partition)
 
 
 def _write_delta_rs(df: DataFrame, path: str, partition: str | None, mode: str) -> WriteResult:
-    from deltalake import DeltaTable, Schema
-    from deltalake.transaction import create_table_with_add_actions
-
     data = df.drop(DS) if partition is not None else df
     data_schema = _arrow_schema(data)
     table_schema = (
@@ -163,43 +213,15 @@ def _write_delta_rs(df: DataFrame, path: str, partition: str | None, mode: str) 
         if partition is not None
         else data_schema
     )
-    exists = _table_exists(path)
-    if exists:
-        dt = DeltaTable(path)
-        _check_schema(path, _delta_arrow_schema(dt), table_schema)
-        table_parts = dt.metadata().partition_columns
-        want = [DS] if partition is not None else []
-        if list(table_parts) != want:
-            raise SchemaMismatchError(
-                f"table {path}: partitioned by {list(table_parts)}, write expects {want}"
-            )
-    prefix = f"{DS}={partition}/" if partition is not None else ""
-    rel_dir = f"{prefix}{STAGING_PREFIX}{uuid.uuid4().hex}"
+    _check_target(path, table_schema, partition)
+    rel_dir = staging_dir(partition)
     try:
         data.write.mode("errorifexists").parquet(f"{path.rstrip('/')}/{rel_dir}")
-        actions, rows = _add_actions(path, rel_dir, {DS: partition} if partition else {})
-        part_by = [DS] if partition is not None else None
-        if exists:
-            filters = (
-                [(DS, "=", partition)] if partition is not None and mode == "overwrite" else None
-            )
-            DeltaTable(path).create_write_transaction(
-                actions,
-                mode=mode,
-                schema=table_schema,
-                partition_by=part_by,
-                partition_filters=filters,
-            )
-        else:
-            create_table_with_add_actions(
-                path, Schema.from_arrow(table_schema), actions, mode="error", partition_by=part_by
-            )
+        return commit_files(path, rel_dir, table_schema, partition, mode)
     except BaseException:
         # Uncommitted files are invisible to readers; removing them is tidiness.
         _remove_dir(path, rel_dir)
         raise
-    version = DeltaTable(path).version()
-    return WriteResult(path, version, len(actions), rows, partition)
 
 
 # -- native path -------------------------------------------------------------
@@ -303,9 +325,7 @@ def partitions(spark: SparkSession, path: str, writer: str = "auto") -> list[str
     if _use_native(spark, writer):
         rows = spark.read.format("delta").load(path).select(DS).distinct().collect()
         return sorted(r[DS] for r in rows)
-    from deltalake import DeltaTable
-
-    actions = pa.table(DeltaTable(path).get_add_actions(flatten=True))
+    actions = pa.table(fs.delta_table(path).get_add_actions(flatten=True))
     col = f"partition.{DS}"
     if col not in actions.column_names:
         return []
@@ -343,11 +363,10 @@ def read_table(
 
 
 def _read_delta_rs(spark: SparkSession, path: str, wanted: list[str] | None) -> DataFrame:
-    from deltalake import DeltaTable
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    dt = DeltaTable(path)
+    dt = fs.delta_table(path)
     schema = _delta_arrow_schema(dt)
     part_cols = list(dt.metadata().partition_columns)
     data_schema = pa.schema([f for f in schema if f.name not in part_cols])

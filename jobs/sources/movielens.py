@@ -3,7 +3,8 @@
 Used by the stage-1 end-to-end test and by the evaluation issue as a real,
 public data set next to the simulator. ``load_movielens`` reads ``u.data``,
 ``u.user`` and ``u.item`` from any directory (the data's licence forbids
-copying it into the repo; the default is ``../shared/data/ml-100k``) and
+copying it into the repo; ``locate_movielens`` finds it: $COLDSTART_MOVIELENS_DIR,
+``../shared/data/ml-100k``, or a checksummed download into a user cache) and
 returns one row per rating with the log columns the stage-1 transforms read:
 
     ds, event_id, user_id, app_id, age_band, gender, occupation, region,
@@ -19,6 +20,7 @@ and ``ML_CATEGORIES`` to the transforms.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +30,15 @@ from jobs.platform.errors import InputError
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+# Where the data is looked for, in order (``locate_movielens``), as scikit-learn's
+# dataset fetchers do: an explicit directory, then the environment, then the
+# shared data folder beside the checkout, then a user cache filled by a
+# checksummed download from the publisher.
+ENV_DIR = "COLDSTART_MOVIELENS_DIR"
+ENV_DATA_HOME = "COLDSTART_DATA_HOME"  # cache root (default ~/.cache/coldstart)
 DEFAULT_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"
+URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+URL_MD5 = "0e33842e24a9c977be4e0107933c0723"  # the publisher's ml-100k.zip.md5
 DEFAULT_DS = "1998-04-22"  # the last day of the ML-100K collection period
 
 OCCUPATION = "occupation"
@@ -72,6 +82,84 @@ ML_LOG_COLUMNS: tuple[str, ...] = (
 FILES = ("u.data", "u.user", "u.item")
 # event_id = user * ITEM_SPAN + item: unique per rating (ML-100K has < 2,000 items).
 ITEM_SPAN = 100_000
+
+
+def _complete(root: Path) -> bool:
+    return all((root / f).is_file() for f in FILES)
+
+
+def data_home() -> Path:
+    """The user cache for downloaded data: ``$COLDSTART_DATA_HOME`` or ~/.cache/coldstart."""
+    env = os.environ.get(ENV_DATA_HOME)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "coldstart"
+
+
+def download(url: str, md5: str, home: Path) -> Path:
+    """Fetch ``url`` (a zip holding ``ml-100k/``), check its MD5, unpack it under ``home``.
+
+    Unpacked into a temporary folder and renamed into place: a cut download
+    never leaves a half folder that a later run would take for the data.
+    """
+    import hashlib
+    import io
+    import shutil
+    import tempfile
+    import urllib.request
+    import zipfile
+
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        blob = resp.read()
+    got = hashlib.md5(blob).hexdigest()
+    if got != md5:
+        raise InputError(f"{url}: MD5 {got}, expected {md5} (corrupt or changed download)")
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".ml-100k-", dir=home))
+    try:
+        zipfile.ZipFile(io.BytesIO(blob)).extractall(tmp)
+        target = home / "ml-100k"
+        if not _complete(target):
+            shutil.rmtree(target, ignore_errors=True)
+            (tmp / "ml-100k").rename(target)
+        return target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def locate_movielens(path: str | Path | None = None, *, url: str = URL, md5: str = URL_MD5) -> Path:
+    """The ml-100k directory: ``path`` if given, else ``$COLDSTART_MOVIELENS_DIR``, else
+    ``../shared/data/ml-100k``, else the user cache (downloaded from the publisher
+    with a checksum when absent). ``InputError`` naming every place tried."""
+    if path is not None:
+        root = Path(path)
+        if not _complete(root):
+            missing = [f for f in FILES if not (root / f).is_file()]
+            raise InputError(
+                f"MovieLens directory {root}: missing {missing} (expected ml-100k files)"
+            )
+        return root
+    tried: list[str] = []
+    env = os.environ.get(ENV_DIR)
+    if env:
+        if _complete(Path(env)):
+            return Path(env)
+        tried.append(f"${ENV_DIR}={env} (lacks {', '.join(FILES)})")
+    else:
+        tried.append(f"${ENV_DIR} (not set)")
+    if _complete(DEFAULT_DIR):
+        return DEFAULT_DIR
+    tried.append(f"{DEFAULT_DIR} (not there)")
+    cached = data_home() / "ml-100k"
+    if _complete(cached):
+        return cached
+    try:
+        return download(url, md5, data_home())
+    except (OSError, InputError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        tried.append(f"download {url} into {cached} failed: {reason}")
+    raise InputError("MovieLens-100K not found: tried " + "; ".join(tried))
 
 
 def _csv(spark: SparkSession, path: Path, sep: str, names: list[str]) -> DataFrame:
@@ -120,16 +208,43 @@ def _items(spark: SparkSession, root: Path) -> DataFrame:
     return raw.select(F.col("iid").cast("long").alias("iid"), genre.alias(S.CATEGORY))
 
 
+def movie_items(spark: SparkSession, path: str | Path = DEFAULT_DIR) -> DataFrame:
+    """One row per movie: app_id, category (first genre), year and a description.
+
+    The description is the only text ML-100K has: ``"<title>. Genres: <all
+    genres>."`` (the title carries the year); what the LLM stage of the
+    cold-start protocol reads. ``year`` is null where the release date is.
+    """
+    from pyspark.sql import functions as F
+
+    root = Path(path)
+    if not (root / "u.item").is_file():
+        raise InputError(f"MovieLens directory {root}: missing ['u.item'] (expected ml-100k files)")
+    flags = [f"g{i}" for i in range(len(ML_CATEGORIES))]
+    raw = _csv(spark, root / "u.item", "|", ["iid", "title", "date", "video", "url", *flags])
+    names = [F.when(F.col(f) == "1", F.lit(g)) for f, g in zip(flags, ML_CATEGORIES, strict=True)]
+    genres = F.concat_ws(", ", *names)
+    return raw.select(
+        F.col("iid").cast("long").cast("string").alias(S.APP_ID),
+        F.coalesce(*names).alias(S.CATEGORY),
+        F.substring(F.col("date"), -4, 4).cast("double").alias("year"),
+        F.concat(
+            F.coalesce(F.col("title"), F.lit("Untitled")), F.lit(". Genres: "), genres, F.lit(".")
+        ).alias(S.DESCRIPTION),
+    )
+
+
 def load_movielens(
     spark: SparkSession,
-    path: str | Path = DEFAULT_DIR,
+    path: str | Path | None = None,
     *,
     ds: str = DEFAULT_DS,
     cold_start_max_ratings: int = 5,
 ) -> DataFrame:
     """MovieLens-100K ratings as log rows (columns ``ML_LOG_COLUMNS``).
 
-    Raises ``InputError`` naming the directory and the missing file.
+    ``path`` None: found by ``locate_movielens``. Raises ``InputError`` naming
+    the directory and the missing file (or every place tried).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -137,10 +252,7 @@ def load_movielens(
     from jobs.platform.tables import validate_ds
 
     validate_ds(ds)
-    root = Path(path)
-    missing = [f for f in FILES if not (root / f).is_file()]
-    if missing:
-        raise InputError(f"MovieLens directory {root}: missing {missing} (expected ml-100k files)")
+    root = locate_movielens(path)
     ratings = _csv(spark, root / "u.data", "\t", ["uid", "iid", STARS, "ts"]).select(
         F.col("uid").cast("long").alias("uid"),
         F.col("iid").cast("long").alias("iid"),

@@ -21,7 +21,6 @@ not on entry phones). A small share of impressions comes from click-fraud bots
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ import numpy as np
 from configs.settings import SimulateSettings
 from jobs.platform import schema as S
 from jobs.platform.hashing import uniform
+from jobs.sources import themes as TH
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -74,6 +74,11 @@ DEVICE_PRICE_SLOPE = {"entry": -0.9, "mid": -0.3, "flagship": 0.6, "tablet": 0.2
 RATING_SLOPE = 0.6
 INTEREST_MATCH = 1.5
 BOT_CTR = 0.5
+# Hidden latent columns (never written to ref.apps / raw.user_logs; see themes.py).
+TASTE = "_taste"
+APP_THEMES = "_themes"
+APP_QUALITY = "_quality"
+HIDDEN_APP_COLUMNS: tuple[str, ...] = (APP_THEMES, APP_QUALITY)
 
 DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "games": (
@@ -149,6 +154,8 @@ class SimulationPlan:
     age_category: dict[str, float]
     interest_category: dict[str, float]
     intercept: float
+    # Simulator v2: latent themes, quality and tastes (jobs/sources/themes.py).
+    latent: TH.ThemeParams
 
 
 # -- hashing helpers: partition-independent randomness -----------------------
@@ -202,8 +209,17 @@ def make_plan(settings: SimulateSettings, rows: int) -> SimulationPlan:
         for i in S.CATEGORIES
         for c in S.CATEGORIES
     }
+    latent = TH.ThemeParams(
+        seed=settings.seed,
+        per_app=settings.themes_per_app,
+        weight=settings.theme_weight,
+        taste_sd=settings.taste_sd,
+        quality_sd=settings.quality_sd,
+        mention_rate=settings.theme_mention_rate,
+        decoy_rate=settings.theme_decoy_rate,
+    )
     plan = SimulationPlan(
-        rows, users, bots, settings.apps, cold, settings.seed, age_cat, int_cat, 0.0
+        rows, users, bots, settings.apps, cold, settings.seed, age_cat, int_cat, 0.0, latent
     )
     intercept = _calibrate_intercept(plan, settings, rng)
     return SimulationPlan(**{**plan.__dict__, "intercept": intercept})
@@ -234,6 +250,8 @@ def _calibrate_intercept(
     rating = 2.5 + 2.5 * rng.random(n) ** 0.7
     slot = _draw(rng, SLOT_DIST, n)
     activity = _draw(rng, ACTIVITY_ROW_SHARE, n)
+    profiles = {S.AGE_BAND: age, S.INTEREST: interest, S.DEVICE: device, S.ACTIVITY_LEVEL: activity}
+    profiles |= {f: _draw(rng, USER_DISTS[f], n) for f in (S.GENDER, S.CITY_TIER)}
     z = (
         np.vectorize(plan.age_category.get)(np.char.add(np.char.add(age, "|"), cat))
         + np.vectorize(plan.interest_category.get)(np.char.add(np.char.add(interest, "|"), cat))
@@ -243,6 +261,7 @@ def _calibrate_intercept(
         + RATING_SLOPE * (rating - 4.0)
         + np.vectorize(SLOT_EFFECT.get)(slot)
         + np.vectorize(ACTIVITY_EFFECT.get)(activity)
+        + TH.sample_theme_logit(plan.latent, profiles, rng)
     )
     lo, hi = -15.0, 5.0
     for _ in range(60):
@@ -272,11 +291,16 @@ def build_users(spark: SparkSession, plan: SimulationPlan) -> DataFrame:
     cols = [F.format_string("u%08d", idx).alias(S.USER_ID), idx]
     cols += [choose(uniform(seed, f"user.{f}", idx), USER_DISTS[f]).alias(f) for f in USER_DISTS]
     cols += [activity.alias(S.ACTIVITY_LEVEL), (idx >= n).alias("is_bot")]
-    return spark.range(n + plan.bots).withColumnRenamed("id", "user_idx").select(*cols)
+    users = spark.range(n + plan.bots).withColumnRenamed("id", "user_idx").select(*cols)
+    return users.withColumn(TASTE, TH.user_taste_column(plan.latent, idx))
 
 
 def build_apps(spark: SparkSession, plan: SimulationPlan, ds: str) -> DataFrame:
-    """``ref.apps``: category, price, rating, developer, description, cold-start flag."""
+    """``ref.apps`` columns plus the hidden ``HIDDEN_APP_COLUMNS`` (drop before writing).
+
+    The description is the category phrase, then the app's themes in words
+    (some omitted, maybe a decoy; ``jobs.sources.themes``), then a tail.
+    """
     from pyspark.sql import functions as F
 
     seed, idx = plan.seed, F.col("app_idx")
@@ -297,6 +321,7 @@ def build_apps(spark: SparkSession, plan: SimulationPlan, ds: str) -> DataFrame:
         F.array(*map(F.lit, DESCRIPTION_TAILS)),
         (uniform(seed, "app.tail", idx) * len(DESCRIPTION_TAILS)).cast("int") + 1,
     )
+    themes, quality, theme_text = TH.app_theme_columns(plan.latent, idx)
     is_cold = idx >= warm
     ds_date = F.to_date(F.lit(ds))
     age_days = F.when(is_cold, (uniform(seed, "app.launch", idx) * 7).cast("int")).otherwise(
@@ -315,12 +340,17 @@ def build_apps(spark: SparkSession, plan: SimulationPlan, ds: str) -> DataFrame:
             F.when(paid, price_pick).otherwise(F.lit(0.0)).alias(S.PRICE),
             F.round(2.5 + 2.5 * F.pow(uniform(seed, "app.rating", idx), 0.7), 1).alias(S.RATING),
             developer.alias(S.DEVELOPER),
-            F.concat(
-                F.initcap(F.substring(phrase, 1, 1)), F.substring(phrase, 2, 200), F.lit(". "), tail
+            F.concat_ws(
+                ". ",
+                F.concat(F.initcap(F.substring(phrase, 1, 1)), F.substring(phrase, 2, 200)),
+                F.when(F.length(theme_text) > 0, theme_text),
+                tail,
             ).alias(S.DESCRIPTION),
             is_cold.alias(S.IS_COLD_START),
             F.date_format(F.date_sub(ds_date, age_days), "yyyy-MM-dd").alias(S.LAUNCH_DS),
             idx,
+            themes.alias(APP_THEMES),
+            quality.alias(APP_QUALITY),
         )
     )
 
@@ -376,6 +406,7 @@ def click_logit(plan: SimulationPlan, strength: float) -> Column:
         + F.lit(RATING_SLOPE) * (c(S.RATING) - 4.0)
         + lookup(SLOT_EFFECT, c(S.SLOT))
         + lookup(ACTIVITY_EFFECT, c(S.ACTIVITY_LEVEL))
+        + TH.theme_logit(plan.latent, c(TASTE), c(APP_THEMES), c(APP_QUALITY))
     )
 
 
@@ -406,7 +437,8 @@ def build_logs(
     )
     # Dimension tables are small (users ~ rows/20, apps ~ 2k): broadcast them.
     joined = base.join(F.broadcast(users), "user_idx").join(
-        F.broadcast(apps.select("app_idx", S.APP_ID, *S.APP_FIELDS)), "app_idx"
+        F.broadcast(apps.select("app_idx", S.APP_ID, *S.APP_FIELDS, *HIDDEN_APP_COLUMNS)),
+        "app_idx",
     )
     p_click = F.when(F.col("is_bot"), F.lit(BOT_CTR)).otherwise(
         1.0 / (1.0 + F.exp(-click_logit(plan, settings.interaction_strength)))
@@ -416,9 +448,34 @@ def build_logs(
     )
 
 
-def truth_document(plan: SimulationPlan, settings: SimulateSettings, ds: str) -> dict[str, Any]:
-    """Ground truth for later stages (DESIGN.md contract: planted_pairs, seed)."""
+def truth_document(
+    plan: SimulationPlan,
+    settings: SimulateSettings,
+    ds: str,
+    app_latents: dict[str, dict[str, Any]] | None = None,
+    tastes_path: str | None = None,
+) -> dict[str, Any]:
+    """Ground truth for later stages (DESIGN.md contract: planted_pairs, seed).
+
+    ``latent`` holds what only the oracle may read: the theme vocabulary, each
+    app's themes and quality, the taste affinities and where the per-user
+    tastes are (a Parquet table: users grow with the data, apps do not).
+    """
+    lat = plan.latent
+    latent = {
+        "themes": list(TH.THEME_NAMES),
+        "theme_weight": lat.weight,
+        "taste_sd": lat.taste_sd,
+        "quality_sd": lat.quality_sd,
+        "mention_rate": lat.mention_rate,
+        "decoy_rate": lat.decoy_rate,
+        "affinity": {t.name: [list(a) for a in t.affinity] for t in TH.THEMES},
+        "apps": app_latents or {},
+        "user_tastes_path": tastes_path,
+        "click_logit_term": "theme_weight * sum(taste[t] for t in app themes) + quality",
+    }
     return {
+        "latent": latent,
         "seed": plan.seed,
         "ds": ds,
         "planted_pairs": [list(p) for p in PLANTED_PAIRS],
@@ -445,19 +502,16 @@ def truth_document(plan: SimulationPlan, settings: SimulateSettings, ds: str) ->
 
 
 def write_json(path: str, document: dict[str, Any]) -> None:
-    """Write JSON to a local path or URI atomically (temp file, then rename)."""
-    import pyarrow.fs as pafs
+    """Write JSON to a local path or URI atomically (``jobs.platform.fs``)."""
+    from jobs.platform import fs
 
-    fs, target = pafs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
-    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-    tmp = f"{target}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(json.dumps(document, indent=2, sort_keys=True).encode())
-    fs.move(tmp, target)
+    fs.write_json(path, document)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``coldstart simulate``: write raw.user_logs[ds], ref.apps and the truth file."""
+    from pyspark.sql import functions as F
+
     from configs.settings import load_config
     from jobs.platform.common import RunLog, job_parser
     from jobs.platform.spark import get_spark
@@ -488,12 +542,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     apps = build_apps(spark, plan, args.ds)
     logs_path = settings.table_path(settings.tables.user_logs)
     apps_path = settings.table_path(settings.tables.apps)
-    write_table(apps.drop("app_idx"), apps_path, writer=settings.io.delta_writer)
+    write_table(
+        apps.drop("app_idx", *HIDDEN_APP_COLUMNS), apps_path, writer=settings.io.delta_writer
+    )
     logs = build_logs(spark, plan, sim, args.ds, users, apps, parts)
     result = write_partition(logs, logs_path, args.ds, writer=settings.io.delta_writer)
+    ref = f"{settings.warehouse.rstrip('/')}/ref"
+    tastes_path = f"{ref}/simulator_truth_users"
+    users.where(~F.col("is_bot")).select(S.USER_ID, F.col(TASTE).alias("taste")).write.mode(
+        "overwrite"
+    ).parquet(tastes_path)
+    latents = {
+        r[S.APP_ID]: {"themes": [TH.THEME_NAMES[t] for t in r[1]], "quality": round(r[2], 4)}
+        for r in apps.select(S.APP_ID, APP_THEMES, APP_QUALITY).collect()  # apps: bounded
+    }
     write_json(
-        f"{settings.warehouse.rstrip('/')}/ref/simulator_truth.json",
-        truth_document(plan, sim, args.ds),
+        f"{ref}/simulator_truth.json", truth_document(plan, sim, args.ds, latents, tastes_path)
     )
     written = read_table(spark, logs_path, args.ds, writer=settings.io.delta_writer)
     ctr = written.agg({S.CLICKED: "avg"}).first()[0]

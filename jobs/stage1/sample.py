@@ -8,9 +8,12 @@ columns plus ``sample_weight`` (1.0 for clicks, ``1 / non_click_rate`` for kept
 non-clicks) so later stages can undo the down-sampling. Rules, in order
 (``configs/stage1.py`` SampleSettings):
 
-1. ``bot``: users over ``bot_max_impressions`` impressions, or with CTR above
-   ``bot_max_ctr`` over at least ``bot_min_impressions`` impressions, are
-   dropped whole (counts over the full day, before any sampling).
+1. ``bot``: users over ``bot_max_impressions`` impressions, or whose CTR is
+   above ``bot_max_ctr`` with 95% confidence (the Wilson lower bound of their
+   CTR, over at least ``bot_min_impressions`` impressions), are dropped whole
+   (counts over the full day, before any sampling). A bound rather than the raw
+   CTR: an avid real user with 7 clicks in 21 impressions is not a bot, a
+   script with 94 in 182 is.
 2. ``user_fraction``: a share of the remaining users is kept, whole.
 3. ``non_click``: non-clicks kept at ``non_click_rate``; every click kept.
 4. ``user_cap``: at most ``max_impressions_per_user`` kept rows per user (a
@@ -35,7 +38,7 @@ from jobs.platform.errors import EmptyInputError, InputError
 from jobs.platform.hashing import uniform
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,20 @@ def require_columns(df: DataFrame, columns: Sequence[str], what: str) -> None:
         raise InputError(f"{what}: missing column(s) {missing}; has {sorted(df.columns)}")
 
 
+WILSON_Z = 1.96
+
+
+def wilson_lower(successes: Column, trials: Column, z: float = WILSON_Z) -> Column:
+    """Wilson score lower bound of a binomial rate, as a Spark column expression."""
+    from pyspark.sql import functions as F
+
+    p = successes / trials
+    z2 = z * z
+    centre = p + z2 / (2 * trials)
+    spread = z * F.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
+    return (centre - spread) / (1 + z2 / trials)
+
+
 def flag_bots(
     logs: DataFrame,
     *,
@@ -60,7 +77,12 @@ def flag_bots(
     user_col: str = S.USER_ID,
     click_col: str = S.CLICKED,
 ) -> DataFrame:
-    """Add boolean ``_is_bot`` (whole-day per-user counts over a window, no collect)."""
+    """Add boolean ``_is_bot`` (whole-day per-user counts over a window, no collect).
+
+    The CTR rule compares the Wilson score lower bound (z = 1.96) with
+    ``max_ctr``, so the false-positive rate on real users does not grow with
+    the number of users who happen to sit just above ``min_impressions``.
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -71,7 +93,7 @@ def flag_bots(
     if max_impressions is not None:
         rule = rule | (n > max_impressions)
     if max_ctr is not None:
-        rule = rule | ((n >= min_impressions) & (clicks / n > max_ctr))
+        rule = rule | ((n >= min_impressions) & (wilson_lower(clicks, n) > max_ctr))
     return logs.withColumn("_is_bot", rule)
 
 

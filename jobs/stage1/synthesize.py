@@ -19,6 +19,7 @@ import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from jobs.platform import schema as S
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from configs.settings import Settings
     from jobs.platform.common import RunLog
+    from jobs.platform.tables import WriteResult
     from llm_client.client import ClientConfig
     from llm_client.endpoint import Endpoint
     from spark_udfs.llm_calls import RequestSpec
@@ -196,9 +198,11 @@ def call_uncached(
 
     from jobs.platform.tables import write_table
     from llm_client.cache import cached_ok
+    from llm_client.local_llm import assert_alive
+    from llm_client.progress import ProgressServer
     from spark_udfs.llm_calls import call_fn
 
-    llm, writer = settings.llm, settings.io.delta_writer
+    llm, writer = settings.llm.effective(), settings.io.delta_writer
     path = settings.table_path(settings.tables.llm_responses)
     cached = cached_ok(plan.sparkSession, path, writer)
     todo = plan.select("request_hash", "task", "body")
@@ -208,13 +212,24 @@ def call_uncached(
     run.add(**{f"{task}_requests": total, f"{task}_requests_cached": total - pending})
     waves = math.ceil(pending / llm.wave_size)
     parts = max(1, llm.concurrency // llm.partition_concurrency)
-    for w in range(waves):
-        wave = todo.where(F.pmod(F.xxhash64("request_hash"), F.lit(waves)) == w)
-        out = wave.repartition(parts).mapInPandas(
-            call_fn(cfg, ds, run.run_id, version), _response_ddl()
-        )
-        write_table(out, path, mode="append", writer=writer)
-        _check_wave(plan.sparkSession, settings, run.run_id, task, final=w == waves - 1)
+    with ProgressServer(task, pending, progress_host(plan.sparkSession)) as progress:
+        cfg = replace(cfg, progress_url=progress.url)
+        for w in range(waves):
+            wave = todo.where(F.pmod(F.xxhash64("request_hash"), F.lit(waves)) == w)
+            out = wave.repartition(parts).mapInPandas(
+                call_fn(cfg, ds, run.run_id, version), _response_ddl()
+            )
+            write_table(out, path, mode="append", writer=writer)
+            assert_alive()
+            _check_wave(plan.sparkSession, settings, run.run_id, task, final=w == waves - 1)
+
+
+def progress_host(spark: SparkSession) -> str:
+    """Where executors reach the driver's progress counter: loopback in local mode."""
+    master = spark.sparkContext.master
+    if master.startswith("local"):
+        return "127.0.0.1"
+    return spark.conf.get("spark.driver.host", "127.0.0.1")
 
 
 def _response_ddl() -> str:
@@ -287,8 +302,9 @@ def synthesize_profiles(
     from spark_udfs.llm_calls import PROFILE_ROWS_DDL, profile_parse_fn
 
     replies = with_replies(plan, settings).select(
-        "request_hash", "request_idx", "exemplar_cluster_ids", "context", "response", "model"
-    )
+        "request_hash", "request_idx", "exemplar_cluster_ids", "context", "response", "model",
+        "status",
+    )  # fmt: skip
     parsed = replies.mapInPandas(profile_parse_fn(), PROFILE_ROWS_DDL)
     # Parsed twice (drop counts, rows): keep it rather than re-parse every reply.
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
@@ -323,7 +339,9 @@ def synthetic_rows(
 
     from spark_udfs.llm_calls import CLICK_ROWS_DDL, click_parse_fn
 
-    replies = with_replies(plan, settings).select("request_hash", "context", "response", "model")
+    replies = with_replies(plan, settings).select(
+        "request_hash", "context", "response", "model", "status"
+    )
     parsed = replies.mapInPandas(click_parse_fn(), CLICK_ROWS_DDL)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     _count_drops(parsed, run, "click.")
@@ -339,10 +357,10 @@ def synthetic_rows(
 def request_spec(settings: Settings, ep: Endpoint, prompts_: Any, ds: str) -> RequestSpec:
     from spark_udfs.llm_calls import RequestSpec
 
-    llm, syn = settings.llm, settings.synthesize
+    llm, syn = settings.llm.effective(), settings.synthesize
     return RequestSpec(
-        ep.model, prompts_, syn.rows_per_request, llm.temperature, llm.top_p, llm.max_tokens,
-        syn.seed, ds,
+        ep.cache_model, prompts_, syn.rows_per_request, llm.temperature, llm.top_p,
+        llm.max_tokens, syn.seed, ds,
     )  # fmt: skip
 
 
@@ -350,7 +368,6 @@ def choose_prompts(
     spark: SparkSession, settings: Settings, ep: Endpoint, seeds: DataFrame, refine: bool
 ) -> Any:
     """The stored instruction (or template); refine first only when asked to."""
-    from llm_client.client import ClientConfig
     from llm_client.prompts import load_prompts
     from llm_client.refine import prompts_in_force
     from llm_client.refine import refine as run_refine
@@ -361,7 +378,7 @@ def choose_prompts(
     samples = [
         r.asDict() for r in seeds.select(*S.PROFILE_FIELDS).limit(syn.refine_samples).collect()
     ]
-    cfg = ClientConfig.from_settings(settings.llm, ep.base_url, ep.model, 1)
+    cfg = ep.client_config(settings.llm, 1)
     base = load_prompts(syn.prompt_version)
     return run_refine(cfg, base, samples, syn.refine_rounds, settings.warehouse, syn.seed)
 
@@ -380,7 +397,7 @@ def synthesize_day(
     from pyspark.sql import functions as F
 
     from jobs.platform.tables import read_table
-    from llm_client.client import ClientConfig
+    from llm_client.prompts import text_hash
     from spark_udfs.llm_calls import CLICK_TASK, PROFILE_TASK, REQUEST_DDL, profile_plan_fn
 
     syn, writer = settings.synthesize, settings.io.delta_writer
@@ -390,9 +407,7 @@ def synthesize_day(
     prompts_ = choose_prompts(spark, settings, ep, seeds, refine)
     version = prompts_.prompt_version
     spec = request_spec(settings, ep, prompts_, ds)
-    cfg = ClientConfig.from_settings(
-        settings.llm, ep.base_url, ep.model, settings.llm.partition_concurrency
-    )
+    cfg = ep.client_config(settings.llm, settings.llm.effective().partition_concurrency)
     q = requests or syn.requests or math.ceil(syn.target_profiles / syn.rows_per_request)
     per_cluster = {
         int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()
@@ -411,8 +426,11 @@ def synthesize_day(
     rows = synthetic_rows(clicks, apps, settings, run, version)
     run.add(
         model=ep.model,
+        model_identity=ep.cache_model,
+        dialect=ep.dialect,
         standin=ep.is_standin,
         prompt_version=version,
+        instruction_hash=text_hash(prompts_.instruction),
         base_ctr=round(ctr, 5),
         requests=q,
         clusters=len(per_cluster),
@@ -444,12 +462,41 @@ def _run_figures(spark: SparkSession, settings: Settings, run: RunLog) -> None:
     run.add(**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.asDict().items()})
 
 
+def write_nonempty(rows: DataFrame, out: str, ds: str, writer: str) -> WriteResult:
+    """Replace ``out[ds]`` with ``rows`` only if there is at least one row.
+
+    Counted before the write (rows persisted, so the LLM plan is not run twice):
+    a day with 0 valid rows raises and leaves the previous partition, if any,
+    untouched, never an empty one. The write itself is one Delta commit.
+    """
+    from jobs.platform.tables import write_partition
+
+    rows = rows.persist()
+    if rows.count() == 0:
+        rows.unpersist()
+        raise ValidationFailedError(f"table {out}: ds={ds} got 0 valid synthetic rows; not written")
+    try:
+        return write_partition(rows, out, ds, writer=writer)
+    finally:
+        rows.unpersist()
+
+
+def record_lineage(settings: Settings, ds: str, ep: Endpoint, run: RunLog, version: int) -> str:
+    """What is constant over ``stage.synthetic_raw[ds]``: run, endpoint, model, prompt."""
+    from jobs.platform.lineage import write_lineage
+
+    keys = ("model", "standin", "prompt_version", "instruction_hash", "rows_out", "clusters")
+    doc = {k: run.figures.get(k) for k in keys}
+    doc.update(run_id=run.run_id, endpoint=ep.base_url, table_version=version)
+    doc["row_lineage"] = ["model", "prompt_version", "exemplar_cluster_ids", "request_hash"]
+    return write_lineage(settings.warehouse, settings.tables.synthetic_raw, ds, doc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``coldstart synthesize``: stage.seeds[ds] -> stage.synthetic_raw[ds]."""
     from configs.settings import load_config
     from jobs.platform.common import RunLog, job_parser
     from jobs.platform.spark import get_spark
-    from jobs.platform.tables import write_partition
     from llm_client.endpoint import open_endpoint
 
     parser = job_parser("synthesize", "LLM stage 1: synthetic profiles and click judgements.")
@@ -471,11 +518,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             spark, settings, ep, args.ds, run, refine=args.refine_instruction,
             requests=args.requests,
         )  # fmt: skip
-        result = write_partition(rows, out, args.ds, writer=settings.io.delta_writer)
-    if result.rows == 0:
-        raise ValidationFailedError(f"table {out}: ds={args.ds} got 0 valid synthetic rows")
+        result = write_nonempty(rows, out, args.ds, settings.io.delta_writer)
     _run_figures(spark, settings, run)
     run.add(rows_out=result.rows, table=out, version=result.version)
+    record_lineage(settings, args.ds, ep, run, result.version)
     run.emit()
     marker = " (OFFLINE STAND-IN, not an LLM)" if ep.is_standin else ""
     print(f"synthesized {result.rows} rows for ds={args.ds} into {out} with {ep.model}{marker}")

@@ -100,8 +100,16 @@ def fit_classifier_ratio(
     max_categories: int = 50,
     clip: float = 0.01,
     syn_weight: np.ndarray | None = None,
+    real_weight: np.ndarray | None = None,
 ) -> ClassifierRatio:
-    """Train ``folds`` real-vs-synthetic models out-of-fold and calibrate them (Platt)."""
+    """Train ``folds`` real-vs-synthetic models out-of-fold and calibrate them (Platt).
+
+    ``real_weight`` (the sampled logs' ``sample_weight``) undoes the
+    down-sampling of the real side: without it the classifier learns the
+    sample's click share (clicks ~4x over-represented), not the day's, and
+    up-weights synthetic clicks by that bias. ``syn_weight``: the hybrid's
+    SampleLLM weights. Both are rescaled to mean 1 per side.
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -110,8 +118,7 @@ def fit_classifier_ratio(
     )
     x = np.vstack([model.encode(real), model.encode(syn)])
     y = np.concatenate([np.ones(len(real)), np.zeros(len(syn))])
-    sw_syn = np.ones(len(syn)) if syn_weight is None else syn_weight * len(syn) / syn_weight.sum()
-    w = np.concatenate([np.ones(len(real)), sw_syn])
+    w = np.concatenate([_unit_mean(real_weight, len(real)), _unit_mean(syn_weight, len(syn))])
     rng = np.random.default_rng(seed)
     fold = np.concatenate([rng.integers(0, folds, len(real)), np.asarray(syn_fold) % folds])
     cat_mask = np.array([True] * len(categorical) + [False] * len(numeric))
@@ -136,6 +143,13 @@ def fit_classifier_ratio(
     model.intercept = float(platt.intercept_[0])
     model.prior_log = float(np.log(w[y == 0].sum() / w[y == 1].sum()))
     return model
+
+
+def _unit_mean(weight: np.ndarray | None, n: int) -> np.ndarray:
+    if weight is None:
+        return np.ones(n)
+    weight = np.asarray(weight, dtype=float)
+    return weight * n / weight.sum()
 
 
 def fold_column(seed: int, key_cols: list[str], folds: int) -> Column:

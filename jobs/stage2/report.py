@@ -15,12 +15,13 @@ ones, and at what cost in effective sample size?
 
 from __future__ import annotations
 
-import json
+import io
 import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.platform import fs
 from jobs.stage2 import transforms as stage2
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ def build_report(
         "ess_before_truncation": round(s.ess_before, 2),
         "ess": round(s.ess_after, 2),
         "ess_fraction": round(s.ess_fraction, 4),
+        "truncate_rule": s.truncate_rule,
         "truncate_c": s.truncate_c,
         "truncated_rows": s.truncated_rows,
         "max_weight": round(s.max_weight, 4),
@@ -134,7 +136,7 @@ def build_report(
     return doc
 
 
-def _png(doc: dict[str, Any], path: Path) -> None:
+def _png(doc: dict[str, Any]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,19 +154,20 @@ def _png(doc: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{doc['method']}: ESS {doc['ess_fraction']:.0%} of {doc['rows_weighted']} rows")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
+    return buf.getvalue()
 
 
-def write_report(doc: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
-    """``report.json`` + ``report.png`` under ``out_dir`` (JSON written atomically)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    js, png = out / "report.json", out / "report.png"
-    tmp = js.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=_jsonable))
-    tmp.replace(js)
-    _png(doc, png)
+def write_report(doc: dict[str, Any], out_dir: str | Path) -> tuple[str, str]:
+    """``report.json`` + ``report.png`` under ``out_dir``, a path or URI (``jobs.platform.fs``).
+
+    Each file is written atomically (rename locally, one PUT on S3).
+    """
+    js, png = fs.join(str(out_dir), "report.json"), fs.join(str(out_dir), "report.png")
+    fs.write_json(js, doc, default=_jsonable)
+    fs.write_bytes(png, _png(doc))
     return js, png
 
 

@@ -98,32 +98,90 @@ def bounded_sample(
     return ordered.toPandas().reset_index(drop=True)
 
 
+LABEL_FOLD = "__label_fold"
+
+
+def label_fold(seed: int, columns: list[str], folds: int) -> Column:
+    """A row's cross-fitting fold: a hash of (seed, its feature and label values).
+
+    Content, not an id: identical rows - a synthetic copy of a real row, or
+    two equal synthetic rows - land in the same fold, so no model scores a
+    row it saw under another name. Values are hashed as strings, so an int
+    column on one side and a bigint on the other still agree. Independent of
+    partitioning (local and cluster runs get the same folds).
+    """
+    from pyspark.sql import functions as F
+
+    vals = [F.coalesce(F.col(c).cast("string"), F.lit("\x00null")) for c in columns]
+    h = F.xxhash64(F.lit(seed), F.lit("stage2.label_fold"), *vals)
+    return F.pmod(h, F.lit(folds)).cast("int")
+
+
 def label_models(
     inputs: Stage2Inputs, cfg: WeightsSettings, warnings: list[str]
 ) -> tuple[Any, Any] | None:
-    """M_real and M_syn on bounded samples; None (with a warning) if a side has one class."""
+    """Cross-fitted M_real and M_syn on bounded samples; None (with a warning) if a side
+    has one class.
+
+    Both are fitted fold by fold (``CrossFitLabelModel``) on the same content
+    hash, so a synthetic row is scored by an M_syn - and an M_real - that
+    never saw it (nor an identical row), and both models learn from the same
+    (K-1)/K share of their side: the ratio compares like with like.
+    """
     from recmodel.features import FeatureSpec
-    from recmodel.label_models import LabelModel
+    from recmodel.label_models import CrossFitLabelModel
 
     spec = FeatureSpec(tuple(inputs.categorical), tuple(inputs.numeric))
     cols = [*inputs.features, inputs.label]
-    real_cols = cols + ([inputs.real_weight] if inputs.real_weight else [])
+    fold = label_fold(cfg.seed, cols, cfg.label_model_folds)
+    real_cols = [*cols, LABEL_FOLD, *([inputs.real_weight] if inputs.real_weight else [])]
     n = cfg.label_model_max_rows
-    real_pdf = bounded_sample(inputs.real, n, cfg.seed, real_cols)
-    syn_pdf = bounded_sample(inputs.syn, n, cfg.seed + 1, cols)
+    real_pdf = bounded_sample(inputs.real.withColumn(LABEL_FOLD, fold), n, cfg.seed, real_cols)
+    syn_pdf = bounded_sample(
+        inputs.syn.withColumn(LABEL_FOLD, fold), n, cfg.seed + 1, [*cols, LABEL_FOLD]
+    )
     for side, pdf in (("real", real_pdf), ("synthetic", syn_pdf)):
-        classes = sorted(pdf[inputs.label].dropna().unique().tolist())
-        if len(classes) < 2:
-            msg = (
-                f"label term skipped: {side} rows have one class of {inputs.label!r} "
-                f"({classes}); weights use the feature groups only"
-            )
-            log.warning(msg)
-            warnings.append(msg)
-            return None
-    m_real = LabelModel.fit(real_pdf, spec, inputs.label, seed=cfg.seed, weight=inputs.real_weight)
-    m_syn = LabelModel.fit(syn_pdf, spec, inputs.label, seed=cfg.seed + 1)
+        for k in range(cfg.label_model_folds):
+            train = pdf[pdf[LABEL_FOLD] != k]
+            classes = sorted(train[inputs.label].dropna().unique().tolist())
+            if len(classes) < 2:
+                msg = (
+                    f"label term skipped: {side} rows outside fold {k} have one class of "
+                    f"{inputs.label!r} ({classes}); weights use the feature groups only"
+                )
+                log.warning(msg)
+                warnings.append(msg)
+                return None
+    k = cfg.label_model_folds
+    m_real = CrossFitLabelModel.fit(
+        real_pdf.drop(columns=LABEL_FOLD),
+        real_pdf[LABEL_FOLD].to_numpy(),
+        spec,
+        inputs.label,
+        folds=k,
+        seed=cfg.seed,
+        weight=inputs.real_weight,
+    )
+    m_syn = CrossFitLabelModel.fit(
+        syn_pdf.drop(columns=LABEL_FOLD),
+        syn_pdf[LABEL_FOLD].to_numpy(),
+        spec,
+        inputs.label,
+        folds=k,
+        seed=cfg.seed + 1,
+    )
     return m_real, m_syn
+
+
+def label_term(inputs: Stage2Inputs, cfg: WeightsSettings, warnings: list[str]) -> Column | None:
+    """Column ``log M_real(y|x) - log M_syn(y|x)`` of each synthetic row, out of fold."""
+    from spark_udfs.scoring import label_log_ratio
+
+    models = label_models(inputs, cfg, warnings)
+    if models is None:
+        return None
+    cols = [*inputs.features, inputs.label]
+    return label_log_ratio(*models, cols, label_fold(cfg.seed, cols, cfg.label_model_folds))
 
 
 def with_dependence_groups(
@@ -157,7 +215,8 @@ def classifier_term(
     fold = fold_column(cfg.seed, inputs.syn_key or inputs.features, cc.folds)
     syn_f = syn.withColumn("__fold", fold)
     extra = ["__fold"] + ([syn_weight] if syn_weight else [])
-    real_pdf = bounded_sample(inputs.real, cc.max_rows, cfg.seed, cols)
+    rw = inputs.real_weight
+    real_pdf = bounded_sample(inputs.real, cc.max_rows, cfg.seed, cols + ([rw] if rw else []))
     syn_pdf = bounded_sample(syn_f, cc.max_rows, cfg.seed + 1, cols + extra)
     model = fit_classifier_ratio(
         real_pdf,
@@ -171,6 +230,7 @@ def classifier_term(
         max_categories=cc.max_categories,
         clip=cc.clip,
         syn_weight=syn_pdf[syn_weight].to_numpy() if syn_weight else None,
+        real_weight=real_pdf[rw].to_numpy() if rw else None,
     )
     return fold_log_ratio(model, cols, fold)
 
@@ -190,6 +250,7 @@ def run_stage2(
     out = Stage2Output(None, None, method, groups, bins, pairs, warnings=warnings)  # type: ignore[arg-type]
     if method == "classifier":
         df = inputs.syn.withColumn(stage2.LOG_W, classifier_term(inputs, inputs.syn, cfg))
+        out.figures["label_term"] = False  # the classifier models (x, y) jointly
     else:
         df = _samplellm(inputs, groups, bins, cfg, out)
         if method == "hybrid":
@@ -209,13 +270,7 @@ def _samplellm(
     cfg: WeightsSettings,
     out: Stage2Output,
 ) -> DataFrame:
-    from spark_udfs.scoring import label_log_ratio
-
-    label_col = None
-    if cfg.label_term:
-        models = label_models(inputs, cfg, out.warnings)
-        if models is not None:
-            label_col = label_log_ratio(*models, [*inputs.features, inputs.label])
+    label_col = label_term(inputs, cfg, out.warnings) if cfg.label_term else None
     gw = stage2.group_log_weights(
         inputs.real,
         inputs.syn,

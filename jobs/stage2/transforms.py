@@ -21,9 +21,12 @@ Why these choices:
   exploded ``groupBy`` per side, so T groups cost two shuffles, not 2T.
   It is joined onto the synthetic rows by broadcast when small, else by a
   sort-merge shuffle join (same numbers either way; tested).
-* **Self-normalised** weights with mean 1 and optional truncation at
-  ``c * mean`` (truncated importance sampling), with the effective sample size
-  ``(sum w)^2 / sum w^2`` before and after.
+* **Self-normalised** weights with mean 1, truncated at ``c * mean``
+  (truncated importance sampling, Ionides 2008) with ``c = sqrt(N)`` by
+  default: the cap grows with N, so the bias it adds vanishes while no single
+  row can carry more than ~1/sqrt(N) of the total weight (the variance bound
+  of the truncated estimator). The effective sample size
+  ``(sum w)^2 / sum w^2`` is reported before and after.
 """
 
 from __future__ import annotations
@@ -250,6 +253,7 @@ class WeightStats:
     truncated_rows: int
     truncate_c: float | None
     max_weight: float
+    truncate_rule: float | str | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -263,10 +267,27 @@ def _finite(col: Column) -> Column:
     return col.isNotNull() & ~F.isnan(col) & (F.abs(col) < F.lit(float("inf")))
 
 
+SQRT_N = "sqrt_n"
+
+
+def truncation_c(rule: float | str | None, n: int) -> float | None:
+    """The ``c`` of truncation at ``c * mean``: a number, ``sqrt_n`` (Ionides 2008), or None."""
+    if rule is None:
+        return None
+    if rule == SQRT_N:
+        return max(math.sqrt(n), 1.0)
+    if isinstance(rule, str):
+        raise InputError(f"truncate_c {rule!r}: expected a number > 1, {SQRT_N!r} or null")
+    return float(rule)
+
+
 def normalise(
-    df: DataFrame, truncate_c: float | None = None, log_col: str = LOG_W
+    df: DataFrame, truncate_c: float | str | None = None, log_col: str = LOG_W
 ) -> tuple[DataFrame, WeightStats]:
-    """Self-normalise to mean 1 (optionally truncate at ``c * mean``); add weight, log_weight.
+    """Self-normalise to mean 1, truncate at ``c * mean``; add weight, log_weight.
+
+    ``truncate_c``: a number, ``"sqrt_n"`` (c = sqrt of the rows weighted) or
+    None (no truncation).
 
     Rows with a NaN/inf log weight are dropped and counted; if no row is left
     the run fails loudly (``ValidationFailedError``): a table of zero weights
@@ -288,6 +309,7 @@ def normalise(
     s1, s2 = kept.agg(F.sum(F.exp(rel)), F.sum(F.exp(2 * rel))).first()
     ess_before = float(s1) ** 2 / float(s2)
     log_thr, truncated = float("inf"), 0
+    rule, truncate_c = truncate_c, truncation_c(truncate_c, n)
     if truncate_c is not None:
         log_thr = math.log(truncate_c * float(s1) / n)
         capped = F.least(rel, F.lit(log_thr))
@@ -309,6 +331,7 @@ def normalise(
         truncated_rows=int(truncated or 0),
         truncate_c=truncate_c,
         max_weight=math.exp(min(0.0, log_thr) + shift),
+        truncate_rule=rule,
     )
     return out, stats
 

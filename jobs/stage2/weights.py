@@ -5,7 +5,9 @@
 
 Real side: ``stage.sampled_logs[ds]`` with its ``sample_weight`` (frequencies
 and the real label model are weighted by it, which undoes the down-sampling
-of non-clicks). Synthetic side: ``stage.synthetic_raw[ds]``. Feature groups:
+of non-clicks). Synthetic side: ``stage.synthetic_raw[ds]``, less the rows
+closer to real rows than real held-out rows are (``jobs.stage2.copies``,
+dropped and counted as ``copy_of_real_row``). Feature groups:
 the latest row of ``model.feature_groups`` (by ``created_at``), restricted to
 the fields a synthetic row has. Writes the ``ds`` partition of
 ``gold.weighted_synthetic`` (contract columns), optionally an
@@ -36,6 +38,8 @@ MODEL_VERSION = "model_version"
 FEATURE_GROUPS_VERSION = "feature_groups_version"
 CATEGORICAL = [f for f in S.SYNTH_FEATURE_FIELDS if f not in S.NUMERIC_FIELDS]
 NUMERIC = [f for f in S.SYNTH_FEATURE_FIELDS if f in S.NUMERIC_FIELDS]
+# A synthetic row and a real row are the same row when these agree.
+COPY_FIELDS: tuple[str, ...] = (S.APP_ID, *S.SYNTH_FEATURE_FIELDS, S.CLICKED)
 # gold.weighted_synthetic (ds is added by the writer).
 OUTPUT_COLUMNS: tuple[str, ...] = (
     S.SYNTH_ID,
@@ -113,6 +117,7 @@ def run_weights(spark: SparkSession, settings: Settings, ds: str, method: str, r
     """Extract -> transform -> load for one day; returns the report document."""
     from jobs.platform.tables import read_table, write_partition
     from jobs.stage2 import report
+    from jobs.stage2.copies import check_copies
     from jobs.stage2.transforms import importance_resample
 
     w = settings.io.delta_writer
@@ -121,6 +126,20 @@ def run_weights(spark: SparkSession, settings: Settings, ds: str, method: str, r
     if syn.limit(1).count() == 0:
         raise EmptyInputError(f"table {settings.tables.synthetic_raw}: partition ds={ds} is empty")
     fg = latest_feature_groups(spark, settings.table_path(settings.tables.feature_groups), w)
+    copies, dropped = None, {}
+    if settings.weights.copy_check:
+        require(real, [*S.SYNTH_FEATURE_FIELDS, S.CLICKED, SAMPLE_WEIGHT], "stage.sampled_logs")
+        require(syn, [S.SYNTH_ID, *COPY_FIELDS], "stage.synthetic_raw")
+        require(real, list(COPY_FIELDS), "stage.sampled_logs")
+        copies = check_copies(
+            real,
+            syn,
+            list(COPY_FIELDS),
+            holdout_fraction=settings.weights.copy_holdout_fraction,
+            seed=settings.weights.seed,
+            key_cols=[S.SYNTH_ID],
+        )
+        syn, dropped = copies.df, {"copy_of_real_row": copies.dropped}
     result = weigh_day(real, syn, fg["groups"], settings, method)
     gold = gold_rows(result, run.run_id, fg)
     written = write_partition(gold, settings.table_path(settings.tables.weighted_synthetic), ds, w)
@@ -136,7 +155,7 @@ def run_weights(spark: SparkSession, settings: Settings, ds: str, method: str, r
         columns=[*S.SYNTH_FEATURE_FIELDS, S.CLICKED],
         categorical=[*CATEGORICAL, S.CLICKED],
         real_weight=SAMPLE_WEIGHT,
-        dropped={},
+        dropped=dropped,
         sdmetrics_rows=settings.weights.report_max_rows,
         seed=settings.weights.seed,
         key_cols=[S.SYNTH_ID],
@@ -145,6 +164,7 @@ def run_weights(spark: SparkSession, settings: Settings, ds: str, method: str, r
             "run_id": run.run_id,
             "rows_written": written.rows,
             "table_version": written.version,
+            "copies": copies.figures if copies else None,
             **fg,
         },
     )

@@ -72,7 +72,7 @@ def test_backfill__fault_on_day_2_resumes_from_day_2(spark, config: Path, capsys
     assert _partitions(sampled) == [DAYS[0]]
     assert _partitions(seeds) == [DAYS[0]]
     state_file = bf.state_path(settings, DAYS[0], DAYS[-1], ["sample", "cluster"], True)
-    state = json.loads(state_file.read_text())
+    state = json.loads(Path(state_file).read_text())
     assert state["status"] == "failed"
     assert state["failed_at"] == f"{DAYS[1]}:sample"
     v_sampled, v_seeds = _version(sampled), _version(seeds)
@@ -89,7 +89,7 @@ def test_backfill__fault_on_day_2_resumes_from_day_2(spark, config: Path, capsys
     assert "done earlier" in out
     day1 = [line for line in out.splitlines() if line.startswith(DAYS[0])]
     assert len(day1) == 2 and all("skipped" in line for line in day1)
-    assert json.loads(state_file.read_text())["status"] == "done"
+    assert json.loads(Path(state_file).read_text())["status"] == "done"
 
     # A run without --force finds every output and does nothing.
     assert _backfill(config) == 0
@@ -101,3 +101,20 @@ def test_backfill__fault_on_day_2_resumes_from_day_2(spark, config: Path, capsys
 def test_backfill__reversed_range_is_one_line_error(config: Path) -> None:
     with pytest.raises(ColdstartError, match="--end 2026-11-01 is before --start 2026-11-03"):
         bf.main(["--config", str(config), "--start", DAYS[2], "--end", DAYS[0]])
+
+
+def test_backfill__validate_runs_even_though_its_candidate_exists(spark, config: Path) -> None:
+    from jobs.platform.tables import write_partition
+
+    settings = load_config(config)
+    ds = DAYS[0]
+    syn = spark.range(40).selectExpr("cast(id as string) as synth_id", "'m' as model")
+    write_partition(syn, settings.table_path(settings.tables.synthetic_raw), ds)
+    cand = syn.selectExpr("synth_id", "1.0 as weight", "0.0 as log_weight")
+    write_partition(cand, settings.table_path(settings.orchestration.candidate_table), ds)
+    state = bf.state_path(settings, ds, ds, ["validate"], False)
+    (result,) = bf.backfill(
+        settings, [ds], ["validate"], force=False, runner=bf.inprocess_runner(), state_file=state
+    )
+    assert (result.stage, result.status) == ("validate", "ok"), result
+    assert result.note != "output exists"

@@ -63,6 +63,7 @@ WEEKLY = {
     "gate": ["train"],
     "interactions": ["gate"],
     "publish_model": ["interactions"],
+    "maintain": [],
 }
 
 

@@ -4,6 +4,7 @@ the weekly model gate rejects regressions beyond tolerance."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,11 +40,19 @@ def test_check__clean_day_has_no_violations() -> None:
         ({"ess_fraction": 0.01}, "min_ess_fraction"),
         ({"bad_weights": 2}, "NaN"),
         ({"tvd_mean": (0.2, 0.3)}, "alignment"),
+        ({"max_weight": 20.5}, "max_weight"),
     ],
 )
 def test_check__each_threshold_is_enforced(over: dict, needle: str) -> None:
     problems = check(_figures(**over), ValidationSettings())
     assert any(needle in p for p in problems), problems
+
+
+def test_check__default_max_weight_is_twice_sqrt_rows() -> None:
+    assert check(_figures(max_weight=19.9), ValidationSettings()) == []
+    small = _figures(max_weight=19.9, weighted_rows=99, synthetic_rows=99)
+    assert check(small, ValidationSettings())
+    assert check(_figures(max_weight=25.0), ValidationSettings(max_weight=None)) == []
 
 
 def test_report_tvd__means_over_dimensions() -> None:
@@ -77,15 +86,15 @@ def test_publish_day__violating_candidate_is_not_published(spark, settings) -> N
     write_partition(cand, cand_path, DS)
     gold = settings.table_path(settings.tables.weighted_synthetic)
 
-    with pytest.raises(ValidationFailedError, match="min_ess_fraction"):
+    with pytest.raises(ValidationFailedError, match="min_ess_fraction") as failed:
         publish_day(spark, settings, DS)
+    assert "max_weight 1000.0 > max_weight sqrt_n" in str(failed.value)
     assert partition_rows(gold, DS) is None
 
-    # Relax the gate: the same candidate now publishes, whole.
+    # Relax the gate (ESS and the sqrt(n) weight cap): the same candidate now publishes, whole.
     orch = settings.orchestration
-    loose = orch.model_copy(
-        update={"validation": orch.validation.model_copy(update={"min_ess_fraction": 0.001})}
-    )
+    relaxed = {"min_ess_fraction": 0.001, "max_weight": None}
+    loose = orch.model_copy(update={"validation": orch.validation.model_copy(update=relaxed)})
     out = publish_day(spark, settings.model_copy(update={"orchestration": loose}), DS)
     assert out["rows"] == 40 == partition_rows(gold, DS)
 
@@ -112,3 +121,74 @@ def test_weekly__gate_then_publish_moves_the_pointer_only_when_it_passes(setting
     with pytest.raises(ValidationFailedError, match="model v2 not published: overall_auc"):
         weekly.check_gate(settings, "v2")
     assert weekly.published(settings)["model_version"] == "v1"
+
+
+def _with_validation(settings, **update):
+    orch = settings.orchestration
+    val = orch.validation.model_copy(update=update)
+    return settings.model_copy(
+        update={"orchestration": orch.model_copy(update={"validation": val})}
+    )
+
+
+def test_publish_day__standin_rows_never_reach_gold_unless_allowed(spark, settings) -> None:
+    from configs.llm import STANDIN_MODEL
+    from jobs.platform.lineage import read_lineage, write_lineage
+    from jobs.platform.tables import write_partition
+
+    syn = spark.range(40).selectExpr(
+        "cast(id as string) as synth_id", f"'{STANDIN_MODEL}' as model"
+    )
+    write_partition(syn, settings.table_path(settings.tables.synthetic_raw), DS)
+    cand = spark.range(40).selectExpr(
+        "cast(id as string) as synth_id", "1.0 as weight", "0.0 as log_weight"
+    )
+    write_partition(cand, settings.table_path(settings.orchestration.candidate_table), DS)
+    gold = settings.table_path(settings.tables.weighted_synthetic)
+    strict = _with_validation(settings, allow_standin=False)
+
+    with pytest.raises(ValidationFailedError, match="offline stand-in") as err:
+        publish_day(spark, strict, DS)
+    assert "\n" not in str(err.value) and STANDIN_MODEL in str(err.value)
+    assert partition_rows(gold, DS) is None
+
+    write_lineage(settings.warehouse, settings.tables.synthetic_raw, DS, {"run_id": "r1"})
+    out = publish_day(spark, _with_validation(settings, allow_standin=True), DS)
+    assert out["rows"] == 40 and out["models"] == [STANDIN_MODEL]
+    gold_record = read_lineage(settings.warehouse, settings.tables.weighted_synthetic, DS)
+    assert gold_record["synthetic"]["run_id"] == "r1" and gold_record["rows"] == 40
+    assert gold_record["join"] == {"key": "synth_id", "table": "stage.synthetic_raw", "ds": DS}
+    assert any("offline stand-in" in w for w in out["warnings"])
+
+
+def test_gate__every_check_is_passed_failed_or_not_evaluated_with_a_reason() -> None:
+    rules = GateSettings()
+    current = {"overall_auc": 0.70, "cold_start_auc": 0.60}
+    checks = weekly.evaluate_gate({"overall_auc": 0.70, "cold_start_auc": None}, current, rules)
+    assert [(c.name, c.status) for c in checks] == [
+        ("overall_auc", "passed"),
+        ("cold_start_auc", "not evaluated"),
+    ]
+    assert all(c.reason for c in checks)
+    # A cold-start check that could not run is not a pass ...
+    problems = weekly.gate({"overall_auc": 0.70, "cold_start_auc": None}, current, rules)
+    assert problems == [
+        "cold_start_auc not evaluated: the new model has no finite cold_start_auc (None)"
+    ]
+    # ... unless the config says so; the first model needs the metric too.
+    lax = GateSettings(require_cold_start=False)
+    assert weekly.gate({"overall_auc": 0.70, "cold_start_auc": None}, current, lax) == []
+    assert weekly.gate({"overall_auc": 0.70}, None, rules)
+    assert weekly.gate({"overall_auc": 0.70, "cold_start_auc": 0.5}, None, rules) == []
+
+
+def test_check_gate__records_every_check_in_gate_json(settings) -> None:
+    _model(settings, "v1", 0.70, float("nan"))
+    with pytest.raises(ValidationFailedError, match="cold_start_auc not evaluated"):
+        weekly.check_gate(settings, "v1")
+    record = json.loads((Path(weekly.model_root(settings)) / "v1" / weekly.GATE_RECORD).read_text())
+    assert record["passed"] is False
+    assert {c["name"]: c["status"] for c in record["checks"]} == {
+        "min_auc": "passed",
+        "cold_start_auc": "not evaluated",
+    }

@@ -109,9 +109,17 @@ def test_simulate_cli__writes_tables_and_truth_contract(spark, warehouse: Path) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     logs = read_table(spark, str(warehouse / "raw" / "user_logs"), DS)
     assert logs.count() == 5000
-    assert read_table(spark, str(warehouse / "ref" / "apps")).count() == 2000
+    apps = read_table(spark, str(warehouse / "ref" / "apps"))
+    assert apps.count() == 2000
+    assert tuple(apps.columns) == S.APP_COLUMNS  # latents are not in what production reads
     truth = json.loads((warehouse / "ref" / "simulator_truth.json").read_text())
     assert truth["seed"] == 42
     assert truth["planted_pairs"]
     for a, b in truth["planted_pairs"]:
         assert a in logs.columns and b in logs.columns
+    latent = truth["latent"]
+    assert len(latent["apps"]) == 2000 and len(latent["themes"]) >= 20
+    some = next(iter(latent["apps"].values()))
+    assert set(some) == {"themes", "quality"} and set(some["themes"]) <= set(latent["themes"])
+    tastes = spark.read.parquet(latent["user_tastes_path"])
+    assert tastes.count() == truth["users"]

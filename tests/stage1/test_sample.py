@@ -98,3 +98,19 @@ def test_sample_main__rerun_replaces_the_day(spark, settings, logs):
     first = read_table(spark, dst, DS).count()
     assert cli_main(["sample", "--ds", DS]) == 0
     assert read_table(spark, dst, DS).count() == first > 0
+
+
+def test_flag_bots__ctr_rule_needs_confidence_not_a_lucky_streak(spark):
+    """7 clicks in 21 impressions (raw CTR 0.33) is an avid user; 94 in 182 is a script."""
+    from pyspark.sql import functions as F
+
+    from jobs.stage1.sample import flag_bots
+
+    def user(name: str, n: int, clicks: int):
+        return [(name, int(i < clicks)) for i in range(n)]
+
+    rows = user("avid", 21, 7) + user("script", 182, 94) + user("few", 5, 5)
+    logs = spark.createDataFrame(rows, [S.USER_ID, S.CLICKED])
+    flagged = flag_bots(logs, max_impressions=None, max_ctr=0.3, min_impressions=20)
+    bots = flagged.where(F.col("_is_bot")).select(S.USER_ID).distinct().collect()
+    assert {r[S.USER_ID] for r in bots} == {"script"}

@@ -23,6 +23,7 @@ from configs.settings import Settings, load_config
 from jobs.platform import schema as S
 from jobs.platform.common import RunLog
 from jobs.platform.errors import LLMError
+from jobs.platform.lineage import read_lineage
 from jobs.platform.tables import read_table, write_partition
 from jobs.stage1.synthesize import (
     SYNTHETIC_RAW_COLUMNS,
@@ -203,6 +204,20 @@ def test_synthesize_day__permanent_400_fails_fast(spark, day, standin):
     assert set(stats["attempts_by_request"].values()) == {1}
 
 
+def test_synthesize_day__truncated_replies_counted_never_retried(spark, day, standin):
+    reset(standin)
+    settings = _settings(day, standin, "trunc", max_tokens=40)  # every reply is cut
+    run, rows = _run(spark, settings, standin)
+    stats = admin(standin, "/admin/stats")
+    assert rows == 0 and run.dropped["profile.truncated_reply"] == Q
+    assert stats["calls"] == Q and set(stats["attempts_by_request"].values()) == {1}
+    cache = read_table(spark, settings.table_path(settings.tables.llm_responses)).collect()
+    assert {r["status"] for r in cache} == {"truncated"} and len(cache) == Q
+    run2, _ = _run(spark, settings, standin)  # a re-run sends nothing: the cut is final
+    assert admin(standin, "/admin/stats")["calls"] == Q
+    assert run2.figures["profile_requests_cached"] == Q
+
+
 def _cli_config(tmp_path: Path, day: Settings, standin, name: str) -> Path:
     settings = _settings(day, standin, name)
     doc = {
@@ -290,6 +305,10 @@ def test_cli__simulate_sample_cluster_synthesize_small_day(spark, warehouse, tmp
     rows = out.collect()
     assert rows and out.columns == [*SYNTHETIC_RAW_COLUMNS, S.DS]
     assert {r["model"] for r in rows} == {"offline-standin"}
+    record = read_lineage(settings.warehouse, settings.tables.synthetic_raw, ds)
+    assert record["model"] == "offline-standin" and record["standin"] is True
+    assert record["endpoint"].startswith("http://127.0.0.1:") and len(record["run_id"]) == 12
+    assert len(record["instruction_hash"]) == 64 and record["rows_out"] == len(rows)
     cold = {
         r[S.APP_ID]
         for r in read_table(spark, settings.table_path(settings.tables.apps))
@@ -297,3 +316,106 @@ def test_cli__simulate_sample_cluster_synthesize_small_day(spark, warehouse, tmp
         .collect()
     }
     assert {r[S.APP_ID] for r in rows} <= cold
+
+
+def test_write_nonempty__zero_rows_raise_and_keep_the_previous_partition(spark, tmp_path):
+    from jobs.platform.errors import ValidationFailedError
+    from jobs.platform.tables import partitions
+    from jobs.stage1.synthesize import write_nonempty
+
+    out = str(tmp_path / "stage" / "synthetic_raw")
+    old = spark.range(5).selectExpr("cast(id as string) as synth_id")
+    assert write_nonempty(old, out, DS, "delta-rs").rows == 5
+    empty = old.where("synth_id = 'none'")
+    with pytest.raises(ValidationFailedError, match=f"ds={DS} got 0 valid synthetic rows"):
+        write_nonempty(empty, out, DS, "delta-rs")
+    assert read_table(spark, out, DS).count() == 5  # not replaced by an empty partition
+    with pytest.raises(ValidationFailedError):
+        write_nonempty(empty, out, "2026-11-21", "delta-rs")
+    assert partitions(spark, out) == [DS]  # and no empty new one either
+
+
+def _standin_child(proc: subprocess.Popen):
+    """The offline stand-in the job started (a child process), once it listens."""
+    import psutil
+
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        try:  # Spark's short-lived helpers come and go (or linger as zombies)
+            if "llm_client.standin" not in " ".join(child.cmdline()):
+                continue
+            ports = [c.laddr.port for c in child.net_connections("tcp") if c.status == "LISTEN"]
+        except psutil.Error:
+            continue
+        if ports:
+            return child, ports[0]
+    return None
+
+
+def _calls(port: int) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/stats", timeout=5) as resp:
+        return json.loads(resp.read())["calls"]
+
+
+def test_synthesize_cli__sigterm_stops_the_standin_it_started(day, standin, tmp_path):
+    import psutil
+
+    cfg_path = _cli_config(tmp_path, day, standin, "sigterm")
+    doc = yaml.safe_load(cfg_path.read_text())
+    doc["llm"]["endpoint"] = "local"  # the job starts its own stand-in ...
+    doc["llm"]["standin"]["latency_ms"] = 60_000  # ... whose replies never come in time
+    cfg_path.write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "COLDSTART_WAREHOUSE": day.warehouse, "COLDSTART_LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "jobs.cli", "synthesize", "--ds", DS, "--config", str(cfg_path)]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, start_new_session=True)
+    try:
+        deadline, found, calls = time.monotonic() + 240, None, 0
+        while calls < 1:
+            assert proc.poll() is None and time.monotonic() < deadline, "no call in flight"
+            found = found or _standin_child(proc)
+            if found:
+                calls = _calls(found[1])
+            time.sleep(0.3)
+        child = found[0]
+        proc.send_signal(signal.SIGTERM)  # the job only, as a scheduler's kill would
+        assert proc.wait(timeout=90) != 0
+        psutil.wait_procs([child], timeout=15)
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, "orphaned stand-in"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        if found and found[0].is_running():
+            found[0].kill()
+
+
+def test_synthesize_cli__real_local_llm_end_to_end(
+    spark, day, standin, tmp_path, monkeypatch, caplog
+):
+    """``coldstart synthesize`` with COLDSTART_LLM_ENDPOINT=local-llm: llama.cpp + Gemma 3 270M.
+
+    Runs over the cache table the stand-in filled (contract run): none of its
+    answers may be reused for the real model, whose name is on every row.
+    """
+    import logging
+
+    from jobs.cli import main as cli
+
+    cfg = _cli_config(tmp_path, day, standin, "contract")
+    monkeypatch.setenv("COLDSTART_LLM_ENDPOINT", "local-llm")
+    monkeypatch.setenv("COLDSTART_WAREHOUSE", day.warehouse)
+    # The CLI sets the root level from COLDSTART_LOG_LEVEL (WARNING in the suite),
+    # which would drop the INFO progress line this test reads.
+    monkeypatch.setenv("COLDSTART_LOG_LEVEL", "INFO")
+    with caplog.at_level(logging.INFO):
+        assert cli(["synthesize", "--ds", DS, "--config", str(cfg), "--requests", "2"]) == 0
+    settings = _settings(day, standin, "contract")
+    responses = read_table(spark, settings.table_path(settings.tables.llm_responses))
+    real = responses.where("model = 'gemma-3-270m-q4_k_m'").collect()
+    assert len(real) == 4  # 2 profile + 2 click requests: nothing served from the stand-in's
+    assert {r["status"] for r in real} <= {"ok", "truncated"}
+    out = read_table(spark, settings.table_path(settings.tables.synthetic_raw), DS).collect()
+    assert out and {r["model"] for r in out} == {"gemma-3-270m-q4_k_m"}
+    assert all(r[f] in S.VOCAB[f] for r in out for f in S.PROFILE_FIELDS)
+    progress = [m for m in caplog.messages if m.startswith("llm profile: requests 2/2")]
+    assert progress and "tokens/s" in progress[-1] and "ETA" in progress[-1]

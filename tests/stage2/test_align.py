@@ -59,7 +59,7 @@ def test_align__string_label_csv_and_parquet_in_delta_and_report_out(
 ):
     out = tmp_path / "out"
     # Run
-    rc = _align(tmp_path, str(files["real"]), str(files["syn"]), str(out))
+    rc = _align(tmp_path, str(files["real"]), str(files["syn"]), str(out), "--method", "samplellm")
     # Assert: exit 0, paths printed, every input column + weight/log_weight
     assert rc == 0
     printed = capsys.readouterr().out
@@ -103,7 +103,9 @@ def test_align__classifier_method_down_weights_the_over_represented_region(spark
 
 def test_align__one_label_class_skips_label_term_with_warning(spark, files, tmp_path):
     out = tmp_path / "out"
-    rc = _align(tmp_path, str(files["real"]), str(files["one_class"]), str(out))
+    rc = _align(
+        tmp_path, str(files["real"]), str(files["one_class"]), str(out), "--method", "samplellm"
+    )
     assert rc == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["label_term"] is False

@@ -177,6 +177,23 @@ def test_normalise__truncation_caps_at_c_times_mean(spark):
     assert stats.ess_after > stats.ess_before
 
 
+def test_normalise__sqrt_n_rule_truncates_at_sqrt_n_times_mean(spark):
+    # Setup: 100 rows, one of them carries ~99% of the raw weight
+    from configs.weights import WeightsSettings
+
+    lw = np.log(np.array([1.0] * 99 + [10_000.0]))
+    df = spark.createDataFrame(pd.DataFrame({"id": range(100), stage2.LOG_W: lw}))
+    assert WeightsSettings().truncate_c == 5.0  # the measured default (alignment.md)
+    # Run: Ionides' rule
+    out, stats = stage2.normalise(df, "sqrt_n")
+    w = out.toPandas().sort_values("id")["weight"].to_numpy()
+    # Assert: capped at sqrt(100) * mean = 10 * 100.99 before renormalising
+    cap = 10 * (99 + 10_000) / 100
+    np.testing.assert_allclose(w, np.array([1.0] * 99 + [cap]) * 100 / (99 + cap))
+    assert stats.truncate_rule == "sqrt_n" and stats.truncate_c == pytest.approx(10.0)
+    assert stats.truncated_rows == 1
+
+
 def test_importance_resample__seeded_without_replacement_by_weight(spark):
     lw = np.log(np.array([10.0] * 50 + [0.1] * 950))
     df = spark.createDataFrame(pd.DataFrame({"id": range(1000), "log_weight": lw}))

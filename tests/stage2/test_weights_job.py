@@ -26,7 +26,8 @@ def _config(tmp_path: Path) -> str:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(
         "spark: {master: 'local[2]', shuffle_partitions: 4}\n"
-        "weights: {report_max_rows: 300, label_model_max_rows: 3000, resample_rows: 500}\n"
+        "weights: {method: samplellm, report_max_rows: 300, label_model_max_rows: 3000, "
+        "resample_rows: 500}\n"
     )
     return str(cfg)
 
@@ -122,7 +123,12 @@ def test_weights__writes_contract_partition_report_and_is_idempotent(
     second = read_table(spark, gold_path, DS).toPandas().sort_values(S.SYNTH_ID)
     # Assert: contract columns, all rows, mean weight 1, games down-weighted
     assert list(first.columns) == [*OUTPUT_COLUMNS, S.DS]
-    assert len(first) == len(second) == n_syn
+    report_dir = Path(settings.warehouse) / "reports" / "weights" / f"ds={DS}"
+    doc = json.loads((report_dir / "report.json").read_text())
+    copies = doc["copies"]
+    assert doc["dropped"]["copy_of_real_row"] == copies["dropped"]
+    assert len(first) == len(second) == n_syn - copies["dropped"]
+    assert copies["kept_exact_match_rate"] <= copies["holdout_exact_match_rate"] + 0.01
     assert first[S.SYNTH_ID].tolist() == second[S.SYNTH_ID].tolist()
     assert second["weight"].to_numpy() == pytest.approx(first["weight"].to_numpy(), rel=1e-6)
     assert first["weight"].mean() == pytest.approx(1.0)
@@ -132,8 +138,6 @@ def test_weights__writes_contract_partition_report_and_is_idempotent(
     assert first["run_id"].nunique() == 1 and first["run_id"][0] != second["run_id"][0]
     resampled = read_table(spark, settings.table_path(settings.weights.resampled_table), DS)
     assert resampled.count() == 500
-    report_dir = Path(settings.warehouse) / "reports" / "weights" / f"ds={DS}"
-    doc = json.loads((report_dir / "report.json").read_text())
     assert doc["feature_groups"] == [g for g in GROUPS if g != ["hour"]]
     assert doc["tvd"]["category"]["after"] < 0.5 * doc["tvd"]["category"]["before"]
     assert doc["label_term"] is True and doc["ess_fraction"] > 0.2

@@ -1,0 +1,103 @@
+"""Stage 2 estimators end to end on small DataFrames: cross-fitting, down-sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from configs.weights import ClassifierSettings, WeightsSettings
+from jobs.stage2.reweight import Stage2Inputs, label_fold, label_models, run_stage2
+
+
+def _noise(n: int, seed: int, values: int = 150) -> pd.DataFrame:
+    """Labels independent of the features: the true label term is 0 for every row."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "k": rng.integers(0, values, n).astype(str),
+            "x": rng.normal(size=n),
+            "y": (rng.random(n) < 0.5).astype(int),
+        }
+    )
+
+
+def test_label_models__no_row_scored_by_a_model_that_saw_it(spark):
+    # Setup: an id-like column ``uid`` makes each row recognisable in a model's
+    # vocabulary; 100 synthetic rows are copies of real rows (same values).
+    real_pdf = _noise(600, 1).assign(uid=[f"r{i}" for i in range(600)])
+    syn_pdf = pd.concat(
+        [_noise(500, 2).assign(uid=[f"s{i}" for i in range(500)]), real_pdf.iloc[:100]],
+        ignore_index=True,
+    )
+    real = spark.createDataFrame(real_pdf)
+    syn = spark.createDataFrame(syn_pdf).repartition(3)
+    inputs = Stage2Inputs(real, syn, ["k", "uid"], ["x"], "y", [["k"], ["x"]])
+    cfg = WeightsSettings(label_model_max_rows=5000, label_model_folds=2)
+    # Run
+    m_real, m_syn = label_models(inputs, cfg, [])
+    fold = label_fold(cfg.seed, ["k", "uid", "x", "y"], 2)
+    scored = syn.select("uid", fold.alias("f")).toPandas()
+    # Assert: a synthetic row's scoring models (those of its fold) never saw it;
+    # the other folds' M_syn did (it is a training row, just not theirs to score).
+    for side, m in (("syn", m_syn), ("real", m_real)):
+        vocab = [set(model.encoder.vocab["uid"]) for model in m.models]
+        assert len(vocab) == 2
+        seen_by_scorer = [u for u, f in scored.values if u in vocab[f]]
+        assert seen_by_scorer == [], (side, seen_by_scorer[:5])
+    others = [u in m_syn.models[1 - f].encoder.vocab["uid"] for u, f in scored.values]
+    assert all(others)
+    assert set(scored["f"]) == {0, 1}
+
+
+def test_label_fold__content_hash_same_on_both_sides_and_any_partitioning(spark):
+    # Setup: the same rows as int (real) and bigint (synthetic) columns, repartitioned.
+    pdf = pd.DataFrame({"a": np.arange(200) % 7, "y": np.arange(200) % 2})
+    real = spark.createDataFrame(pdf).withColumn("a", F.col("a").cast("int"))
+    syn = spark.createDataFrame(pdf).withColumn("a", F.col("a").cast("bigint")).repartition(4)
+    # Run
+    fold = label_fold(7, ["a", "y"], 3)
+    r = real.select("a", "y", fold.alias("f")).toPandas().sort_values(["a", "y"])
+    s = syn.select("a", "y", fold.alias("f")).toPandas().sort_values(["a", "y"])
+    # Assert: identical rows share a fold; all folds used
+    np.testing.assert_array_equal(r["f"].to_numpy(), s["f"].to_numpy())
+    assert set(r["f"]) == {0, 1, 2}
+
+
+def _downsampled(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """A day with CTR ~0.2; the real sample keeps 1/4 of non-clicks (sample_weight 4)."""
+    rng = np.random.default_rng(seed)
+    a = rng.choice(["p", "q", "r"], size=2 * n)
+    y = (rng.random(2 * n) < np.where(a == "p", 0.3, 0.15)).astype(int)
+    day = pd.DataFrame({"a": a, "b": rng.choice(["u", "v"], size=2 * n), "y": y})
+    real, syn = day.iloc[:n], day.iloc[n:].reset_index(drop=True)
+    keep = (real["y"] == 1) | (rng.random(n) < 0.25)
+    real = real[keep].assign(sample_weight=np.where(real["y"][keep] == 1, 1.0, 4.0))
+    return real, syn.assign(id=np.arange(len(syn))), float(day["y"].mean())
+
+
+@pytest.mark.parametrize("method", ["classifier", "hybrid"])
+def test_run_stage2__classifier_methods_undo_down_sampling(spark, method):
+    # Setup: synthetic rows ARE the day's distribution; the real side is a
+    # down-sampled sample whose click share is ~2.5x the day's.
+    real, syn, ctr = _downsampled(2000, 3)
+    inputs = Stage2Inputs(
+        spark.createDataFrame(real),
+        spark.createDataFrame(syn),
+        ["a", "b"],
+        [],
+        "y",
+        [["a"], ["b"]],
+        real_weight="sample_weight",
+        syn_key=["id"],
+    )
+    cfg = WeightsSettings(
+        label_term=False, truncate_c=None, classifier=ClassifierSettings(max_iter=30)
+    )
+    # Run
+    out = run_stage2(inputs, cfg, method)
+    got = out.df.select("y", "weight").toPandas()
+    # Assert: the weighted synthetic CTR stays the day's CTR (no click up-weighting)
+    weighted_ctr = np.average(got["y"], weights=got["weight"])
+    assert abs(weighted_ctr - ctr) < 0.03, (weighted_ctr, ctr)
