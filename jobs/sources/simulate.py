@@ -459,7 +459,9 @@ def truth_document(
 
     ``latent`` holds what only the oracle may read: the theme vocabulary, each
     app's themes and quality, the taste affinities and where the per-user
-    tastes are (a Parquet table: users grow with the data, apps do not).
+    tastes are (a Parquet table: users grow with the data, apps do not), as a
+    path relative to the warehouse, so the document does not depend on where
+    the warehouse lives (a cluster run and a local run write the same truth).
     """
     lat = plan.latent
     latent = {
@@ -471,7 +473,7 @@ def truth_document(
         "decoy_rate": lat.decoy_rate,
         "affinity": {t.name: [list(a) for a in t.affinity] for t in TH.THEMES},
         "apps": app_latents or {},
-        "user_tastes_path": tastes_path,
+        "user_tastes_path": tastes_path,  # relative to the warehouse
         "click_logit_term": "theme_weight * sum(taste[t] for t in app themes) + quality",
     }
     return {
@@ -548,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs = build_logs(spark, plan, sim, args.ds, users, apps, parts)
     result = write_partition(logs, logs_path, args.ds, writer=settings.io.delta_writer)
     ref = f"{settings.warehouse.rstrip('/')}/ref"
-    tastes_path = f"{ref}/simulator_truth_users"
+    tastes_rel = "ref/simulator_truth_users"
+    tastes_path = f"{settings.warehouse.rstrip('/')}/{tastes_rel}"
     users.where(~F.col("is_bot")).select(S.USER_ID, F.col(TASTE).alias("taste")).write.mode(
         "overwrite"
     ).parquet(tastes_path)
@@ -557,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in apps.select(S.APP_ID, APP_THEMES, APP_QUALITY).collect()  # apps: bounded
     }
     write_json(
-        f"{ref}/simulator_truth.json", truth_document(plan, sim, args.ds, latents, tastes_path)
+        f"{ref}/simulator_truth.json", truth_document(plan, sim, args.ds, latents, tastes_rel)
     )
     written = read_table(spark, logs_path, args.ds, writer=settings.io.delta_writer)
     ctr = written.agg({S.CLICKED: "avg"}).first()[0]

@@ -121,5 +121,6 @@ def test_simulate_cli__writes_tables_and_truth_contract(spark, warehouse: Path) 
     assert len(latent["apps"]) == 2000 and len(latent["themes"]) >= 20
     some = next(iter(latent["apps"].values()))
     assert set(some) == {"themes", "quality"} and set(some["themes"]) <= set(latent["themes"])
-    tastes = spark.read.parquet(latent["user_tastes_path"])
+    assert latent["user_tastes_path"] == "ref/simulator_truth_users"  # warehouse-relative
+    tastes = spark.read.parquet(str(warehouse / latent["user_tastes_path"]))
     assert tastes.count() == truth["users"]
