@@ -73,9 +73,14 @@ class LLMSettings(_Strict):
     # Model id sent in every request; ignored (forced to offline-standin) for local.
     model: str = "Qwen/Qwen2.5-7B-Instruct"
     api_key_env: str = "COLDSTART_LLM_API_KEY"
-    # Total in-flight requests over the whole job, and per executor partition.
+    # Total in-flight requests over the whole job (the cap the endpoint sustains),
+    # and per executor partition (one async pool each).
     concurrency: int = Field(default=32, ge=1)
     partition_concurrency: int = Field(default=16, ge=1)
+    # LLM call partitions per wave; null: the executors' cores (Spark's default
+    # parallelism), so the call rate grows with the cluster up to the cap
+    # concurrency // partition_concurrency.
+    partitions: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=10)
     backoff_base_s: float = Field(default=0.5, ge=0)

@@ -6,10 +6,13 @@
 
 Reads stage.seeds[ds], ref.apps (cold-start apps), the day's base CTR from
 stage.sampled_logs (sample weights undone; raw.user_logs if not sampled) and
-writes stage.synthetic_raw[ds]. Every request is built in Spark and sent from
-the executors (``spark_udfs.llm_calls``); every reply lands in
-stage.llm_responses, keyed by request hash, one committed wave at a time, so
-a re-run or a run killed half-way never pays twice for a cached request.
+writes stage.synthetic_raw[ds]. The impression context of each synthetic row
+(hour, weekday, network, slot) is drawn from the real rows of its exemplar
+cluster with the same label (``jobs.stage1.context``, stage.user_clusters[ds]).
+Every request is built in Spark and sent from the executors
+(``spark_udfs.llm_calls``); every reply lands in stage.llm_responses, keyed by
+request hash, one committed wave at a time, so a re-run or a run killed
+half-way never pays twice for a cached request.
 Requests carry a per-request seed, so a replay reproduces.
 """
 
@@ -28,6 +31,7 @@ from jobs.platform.errors import EmptyInputError, InputError, LLMError, Validati
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from configs.llm import LLMSettings
     from configs.settings import Settings
     from jobs.platform.common import RunLog
     from jobs.platform.tables import WriteResult
@@ -44,6 +48,7 @@ SYNTHETIC_RAW_COLUMNS: tuple[str, ...] = (
     S.CATEGORY,
     S.PRICE,
     S.RATING,
+    *S.CONTEXT_FIELDS,
     S.CLICKED,
     "click_prob",
     "exemplar_cluster_ids",
@@ -211,7 +216,8 @@ def call_uncached(
     total, pending = plan.count(), todo.count()
     run.add(**{f"{task}_requests": total, f"{task}_requests_cached": total - pending})
     waves = math.ceil(pending / llm.wave_size)
-    parts = max(1, llm.concurrency // llm.partition_concurrency)
+    parts = call_partitions(llm, plan.sparkSession.sparkContext.defaultParallelism)
+    run.add(**{f"{task}_call_partitions": parts})
     with ProgressServer(task, pending, progress_host(plan.sparkSession)) as progress:
         cfg = replace(cfg, progress_url=progress.url)
         for w in range(waves):
@@ -222,6 +228,13 @@ def call_uncached(
             write_table(out, path, mode="append", writer=writer)
             assert_alive()
             _check_wave(plan.sparkSession, settings, run.run_id, task, final=w == waves - 1)
+
+
+def call_partitions(llm: LLMSettings, executor_cores: int) -> int:
+    """Partitions of one wave of LLM calls: the executors' cores (or ``llm.partitions``),
+    capped so that partitions x ``partition_concurrency`` stays within ``concurrency``."""
+    cap = max(1, llm.concurrency // llm.partition_concurrency)
+    return max(1, min(llm.partitions or executor_cores, cap))
 
 
 def progress_host(spark: SparkSession) -> str:
@@ -348,7 +361,34 @@ def synthetic_rows(
     valid = parsed.where(F.col("drop_reason").isNull()).drop("drop_reason", "n")
     app_cols = apps.select(S.APP_ID, S.CATEGORY, S.PRICE, S.RATING)
     rows = valid.join(F.broadcast(app_cols), S.APP_ID).withColumn("prompt_version", F.lit(version))
-    return rows.select(*SYNTHETIC_RAW_COLUMNS)
+    return rows
+
+
+def with_context(
+    spark: SparkSession, settings: Settings, ds: str, rows: DataFrame, run: RunLog
+) -> DataFrame:
+    """Context fields drawn from the real day (``jobs.stage1.context``); fallbacks reported."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from jobs.platform.tables import partition_exists, read_table
+    from jobs.stage1.context import FALLBACK, fill_context
+
+    writer, tables = settings.io.delta_writer, settings.tables
+    sampled = settings.table_path(tables.sampled_logs)
+    name = tables.sampled_logs if partition_exists(spark, sampled, ds, writer) else tables.user_logs
+    real = read_table(spark, settings.table_path(name), ds, writer)
+    clusters = read_table(spark, settings.table_path(tables.user_clusters), ds, writer)
+    filled = fill_context(rows, real, clusters, settings.synthesize.seed, source=name)
+    filled = filled.persist(StorageLevel.MEMORY_AND_DISK)
+    fallback = filled.where(F.col(FALLBACK)).count()
+    run.add(context_source=name, context_fallback_rows=fallback)
+    if fallback:
+        note = (f"{fallback} synthetic rows got their context from the whole day: their "
+                f"exemplar cluster had no real rows with the same label in {name}")  # fmt: skip
+        log.warning("synthesize ds=%s: %s", ds, note)
+        run.add(warnings=[*run.figures.get("warnings", []), note])
+    return filled.select(*SYNTHETIC_RAW_COLUMNS)
 
 
 # -- the day ------------------------------------------------------------------
@@ -423,7 +463,9 @@ def synthesize_day(
     batches = app_batches(cold_apps(apps), syn.apps_per_click_request, syn.seed)
     clicks = click_plan(profiles, spec, batches, facts).persist()
     call_uncached(clicks, cfg, settings, ds, run, task=CLICK_TASK, version=version)
-    rows = synthetic_rows(clicks, apps, settings, run, version)
+    rows = with_context(
+        spark, settings, ds, synthetic_rows(clicks, apps, settings, run, version), run
+    )
     run.add(
         model=ep.model,
         model_identity=ep.cache_model,

@@ -45,6 +45,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     S.SYNTH_ID,
     S.APP_ID,
     *S.SYNTH_FEATURE_FIELDS,
+    *S.CONTEXT_FIELDS,  # drawn from the real day by synthesize, never null
     S.CLICKED,
     S.WEIGHT,
     S.LOG_WEIGHT,
@@ -87,7 +88,8 @@ def weigh_day(
     from jobs.stage2.reweight import Stage2Inputs, run_stage2
 
     require(real, [*S.SYNTH_FEATURE_FIELDS, S.CLICKED, SAMPLE_WEIGHT], "stage.sampled_logs")
-    require(syn, [S.SYNTH_ID, S.APP_ID, *S.SYNTH_FEATURE_FIELDS, S.CLICKED], "stage.synthetic_raw")
+    need = [S.SYNTH_ID, S.APP_ID, *S.SYNTH_FEATURE_FIELDS, *S.CONTEXT_FIELDS, S.CLICKED]
+    require(syn, need, "stage.synthetic_raw")
     inputs = Stage2Inputs(
         real,
         syn,

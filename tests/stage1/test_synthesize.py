@@ -28,6 +28,7 @@ from jobs.platform.tables import read_table, write_partition
 from jobs.stage1.synthesize import (
     SYNTHETIC_RAW_COLUMNS,
     allocate_slots,
+    call_partitions,
     exemplar_plan,
     synthesize_day,
 )
@@ -68,6 +69,8 @@ def day(spark, tmp_path_factory):
     write_partition(
         seeds.select(*cols, "top_category"), settings.table_path(settings.tables.seeds), DS
     )
+    clusters = users.select(S.USER_ID, S.CLUSTER_ID)
+    write_partition(clusters, settings.table_path(settings.tables.user_clusters), DS)
     return settings
 
 
@@ -133,6 +136,16 @@ def test_allocate_slots__distinct_clusters_in_seed_proportion():
         assert abs(used[cluster] - expected) <= max(2, 0.35 * expected), (cluster, used[cluster])
 
 
+def test_call_partitions__follow_the_executors_up_to_the_endpoint_cap():
+    from configs.llm import LLMSettings
+
+    big = LLMSettings(concurrency=512, partition_concurrency=16)
+    assert [call_partitions(big, cores) for cores in (1, 2, 8, 64)] == [1, 2, 8, 32]
+    small = LLMSettings(concurrency=32, partition_concurrency=16)
+    assert call_partitions(small, 8) == 2  # the job-wide cap, not the executors
+    assert call_partitions(big.model_copy(update={"partitions": 3}), 8) == 3
+
+
 def test_exemplar_plan__clusters_distinct_within_request(spark, day):
     seeds = read_table(spark, day.table_path(day.tables.seeds), DS)
     per_cluster = {int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()}
@@ -166,6 +179,11 @@ def test_synthesize_day__contract_rows_and_invalid_items_counted(spark, contract
     assert {r["prompt_version"] for r in rows} == {"v1"}
     assert all(len(set(r["exemplar_cluster_ids"])) == A for r in rows)
     assert all(r[f] in S.VOCAB[f] for r in rows for f in S.PROFILE_FIELDS)
+    # Context drawn from real rows (never null), reported in the run's figures.
+    assert all(r[f] in S.VOCAB[f] for r in rows for f in (S.NETWORK, S.SLOT))
+    assert all(0 <= r[S.HOUR] <= 23 and r[S.WEEKDAY] is not None for r in rows)
+    assert run.figures["context_source"] == "raw.user_logs"
+    assert run.figures["context_fallback_rows"] >= 0
     assert all(0.0 <= r["click_prob"] <= 1.0 and r[S.CLICKED] in (0, 1) for r in rows)
     assert len({r[S.SYNTH_ID] for r in rows}) == len(rows)
     seeds = read_table(spark, settings.table_path(settings.tables.seeds), DS).collect()

@@ -76,6 +76,7 @@ def day(spark, settings, tmp_path):
             S.CATEGORY,
             S.PRICE,
             S.RATING,
+            *S.CONTEXT_FIELDS,
             S.CLICKED,
             F.lit(0.1).alias("click_prob"),
             F.array(F.lit(1), F.lit(2)).alias("exemplar_cluster_ids"),
@@ -164,7 +165,7 @@ def test_weights__missing_synthetic_column_is_named(spark, settings, tmp_path, c
     # Setup: contract tables, but synthetic_raw lacks 'device'
     real_cols = [*S.SYNTH_FEATURE_FIELDS, S.CLICKED, "sample_weight"]
     write_partition(_tiny(spark, real_cols), settings.table_path(settings.tables.sampled_logs), DS)
-    syn_cols = [S.SYNTH_ID, S.APP_ID, *S.SYNTH_FEATURE_FIELDS, S.CLICKED]
+    syn_cols = [S.SYNTH_ID, S.APP_ID, *S.SYNTH_FEATURE_FIELDS, *S.CONTEXT_FIELDS, S.CLICKED]
     syn = _tiny(spark, [c for c in syn_cols if c != S.DEVICE])
     write_partition(syn, settings.table_path(settings.tables.synthetic_raw), DS)
     fg = spark.createDataFrame(
