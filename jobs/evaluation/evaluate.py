@@ -59,6 +59,9 @@ def summarise(scores: dict[str, list[Any]], baselines: Sequence[str]) -> dict[st
     table: dict[str, dict] = {
         a: {k: metrics.mean_std(v[k]) for k in SCORE_KEYS} for a, v in values.items()
     }
+    for a, v in values.items():  # repeats behind each mean: a non-finite one is not hidden
+        table[a].update({f"n_{k}": metrics.finite_count(v[k]) for k in SCORE_KEYS})
+        table[a]["repeats"] = len(scores[a])
     for key in SCORE_KEYS:
         sign = 1 if key in LOWER_IS_BETTER else -1
         for arm in table:
@@ -181,9 +184,10 @@ def table_blocks(utility: dict, arms: Sequence[str]) -> list:
 def quality_blocks(sim: dict, built: dict[str, ArmData]) -> list:
     from jobs.evaluation.report import Block
 
-    rows = []
+    rows, undefined_pairs = [], False
     for name, s in sim.items():
         q, p = s["quality"], s["privacy"]
+        undefined_pairs |= q["column_pair_trends"] is None
         pairs = "n/a" if q["column_pair_trends"] is None else f"{q['column_pair_trends']:.4f}"
         rows.append(
             [
@@ -194,6 +198,7 @@ def quality_blocks(sim: dict, built: dict[str, ArmData]) -> list:
                 f"{p['dcr_mean']:.4f}",
                 f"{p['exact_copy_rate']:.4f}",
                 str(len(built[name].syn)),
+                ", ".join(s["fields"]),
             ]
         )
     head = [
@@ -204,16 +209,52 @@ def quality_blocks(sim: dict, built: dict[str, ArmData]) -> list:
         "DCR mean",
         "Exact copies",
         "Rows",
+        "Fields (DCR, copies, quality)",
     ]
+    text = (
+        "On the fields each generator writes (last column: arms that write different fields "
+        "are compared on different columns), against real training rows; weighted arms are "
+        "importance-resampled first. DCR: Gower distance to the closest training row "
+        "(0 = identical). Exact copies: share of synthetic rows equal to a training row."
+    )
+    if undefined_pairs:
+        text += (
+            " Column pair trends n/a: no column pair of the real sample reaches SDMetrics' "
+            "association threshold, so that property is undefined (the score is the shapes)."
+        )
     return [
         Block("h2", "Similarity (SDMetrics QualityReport, paper Tables 4/6) and privacy"),
-        Block("p", "On the fields each generator writes, against real training rows; weighted arms "
-              "are importance-resampled first. DCR: Gower distance to the closest training row "
-              "(0 = identical). Exact copies: share of synthetic rows equal to a training row. "
-              "Column pair trends n/a: no column pair of the real sample reaches SDMetrics' "
-              "association threshold, so that property is undefined (the score is the shapes)."),
+        Block("p", text),
         Block("table", header=head, rows=rows),
     ]  # fmt: skip
+
+
+def stage1_blocks(built: dict[str, ArmData]) -> list:
+    """Requests sent, failed for good and items dropped per LLM arm: fewer rows, said so."""
+    from jobs.evaluation.report import Block
+
+    rows = []
+    for arm in built.values():
+        f = arm.figures
+        tasks = sorted(k[: -len("_requests")] for k in f if k.endswith("_requests"))
+        if not tasks:
+            continue
+        sent = "; ".join(f"{t} {f[f'{t}_requests']} (failed {f.get(f'{t}_failed', 0)})"
+                         for t in tasks)  # fmt: skip
+        drops = ", ".join(f"{k} {v}" for k, v in sorted((f.get("dropped") or {}).items()))
+        rows.append([arm.label, sent, drops or "none", str(f.get("rows", ""))])
+    if not rows:
+        return []
+    return [
+        Block("h2", "Stage 1 requests per LLM arm"),
+        Block(
+            "p",
+            "Failed: requests that failed for good after retries (their rows are missing "
+            "from the arm; the run aborts above llm.max_failure_share). Drops: items of "
+            "answered requests that validation removed.",
+        ),
+        Block("table", header=["Arm", "Requests (failed)", "Drops", "Rows"], rows=rows),
+    ]
 
 
 def figure_blocks(
@@ -313,7 +354,8 @@ def evaluate(
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     args = {"seed": cfg.seed, "command": command, "repeats": repeats, "when": when}
     blocks = header_blocks(data, endpoint, arms, args) + table_blocks(utility, arms)
-    blocks += quality_blocks(sim, built) + figure_blocks(data, built, builder, out, cfg.seed)
+    blocks += stage1_blocks(built) + quality_blocks(sim, built)
+    blocks += figure_blocks(data, built, builder, out, cfg.seed)
     ep = None
     if endpoint is not None:
         ep = {"base_url": endpoint.base_url, "model": endpoint.model}

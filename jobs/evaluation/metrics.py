@@ -70,6 +70,11 @@ def ttest_pvalue(a: Sequence[float], b: Sequence[float]) -> float | None:
     return float(ttest_ind(x, z, equal_var=True).pvalue)
 
 
+def finite_count(values: Sequence[float | None]) -> int:
+    """How many of ``values`` are finite numbers (the repeats a mean rests on)."""
+    return sum(1 for x in values if x is not None and math.isfinite(x))
+
+
 def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample std of the non-None values."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)

@@ -229,7 +229,16 @@ def write(
 def results_rows(
     arms: Sequence[str], table: dict[str, dict[str, Any]], auc_key: str, loss_key: str
 ) -> list[list[str]]:
-    """Paper layout: arm | AUC mean ± std | p | Logloss mean ± std | p."""
+    """Paper layout: arm | AUC mean ± std | p | Logloss mean ± std | p.
+
+    A mean over fewer finite repeats than were run says so: "(n=3 of 5)".
+    """
+
+    def cell(t: dict[str, Any], key: str) -> str:
+        n, runs = t.get(f"n_{key}"), t.get("repeats")
+        text = fmt(*t[key])
+        return text if n is None or runs is None or n == runs else f"{text} (n={n} of {runs})"
+
     rows = []
     for a in arms:
         t = table.get(a)
@@ -238,9 +247,9 @@ def results_rows(
         rows.append(
             [
                 LABELS[a],
-                fmt(*t[auc_key]),
+                cell(t, auc_key),
                 fmt_p(t.get(f"p_{auc_key}")),
-                fmt(*t[loss_key]),
+                cell(t, loss_key),
                 fmt_p(t.get(f"p_{loss_key}")),
             ]
         )

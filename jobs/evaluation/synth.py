@@ -166,17 +166,22 @@ def _requests(
     return out
 
 
-def _send(cfg: Any, requests: list, label: str, figures: dict) -> list[Any]:
+def _send(cfg: Any, requests: list, label: str, figures: dict, max_share: float) -> list[Any]:
+    """Replies in request order (None where failed); aborts above ``max_share`` failed.
+
+    The failed count goes into ``figures`` and the report's stage-1 table: a
+    failed request is rows the arm does not have.
+    """
     from llm_client.client import run_batch
 
     results = run_batch(cfg, requests, label=label)
     failed = [r for r in results if not r.success]
     figures[f"{label}_requests"] = len(requests)
     figures[f"{label}_failed"] = len(failed)
-    if len(failed) > 0.2 * max(len(requests), 1):
+    if len(failed) > max_share * max(len(requests), 1):
         raise LLMError(
-            f"evaluation stage 1: {len(failed)}/{len(requests)} {label} requests failed; "
-            f"first: {failed[0].error}"
+            f"evaluation stage 1: {len(failed)}/{len(requests)} {label} requests failed "
+            f"(llm.max_failure_share {max_share}); first: {failed[0].error}"
         )
     return [r.parsed[0] if r.success and r.parsed else None for r in results]
 
@@ -236,19 +241,21 @@ def llm_stage1(
         _requests(endpoint.model, version, "profiles", msgs, [fmt] * q, seed),
         "profiles",
         figures,
+        settings.llm.max_failure_share,
     )
     drops: Counter = Counter()
     profiles = [_valid_profiles(data, d, e, drops) for d, e in zip(docs, ex, strict=True)]
     items = data.cold_items.to_dict("records")
     batches = app_batches(items, m, seed)
-    rows = _judge(data, pset, endpoint, ccfg, version, profiles, batches, seed, figures, drops)
+    rows = _judge(data, pset, endpoint, ccfg, version, profiles, batches, seed, figures, drops,
+                  settings.llm.max_failure_share)  # fmt: skip
     figures["dropped"] = dict(drops)
     figures["rows"] = len(rows)
     return Stage1(rows, f"llm:{endpoint.model}:{exemplars}", figures)
 
 
 def _judge(
-    data, pset, endpoint, ccfg, version, profiles, batches, seed, figures, drops
+    data, pset, endpoint, ccfg, version, profiles, batches, seed, figures, drops, max_share
 ) -> pd.DataFrame:
     from llm_client import prompts, schemas
 
@@ -273,8 +280,9 @@ def _judge(
         )
         ctx.append((refd, apps, ids))
     docs = _send(
-        ccfg, _requests(endpoint.model, version, "clicks", msgs, fmts, seed), "clicks", figures
-    )
+        ccfg, _requests(endpoint.model, version, "clicks", msgs, fmts, seed), "clicks", figures,
+        max_share,
+    )  # fmt: skip
     out = []
     for doc, (refd, apps, ids) in zip(docs, ctx, strict=True):
         v = schemas.validate_clicks(doc, [p["ref"] for p in refd], ids)

@@ -83,6 +83,13 @@ def test_evaluate__tiny_simulated_day_writes_full_report(spark, tiny_config: Pat
     sp = summary["similarity_privacy"]
     assert set(sp) == set(ARMS) - {"original"}
     assert all(0.0 <= v["quality"]["score"] <= 1.0 for v in sp.values())
+    # every mean says how many finite repeats it rests on
+    assert all(t["n_auc"] == t["repeats"] == 2 for t in summary["utility"]["augment"].values())
+    # stage 1: requests and failures of every LLM arm, and each arm's DCR columns
+    stage1 = _table(md, "Stage 1 requests per LLM arm")
+    assert len(stage1) == 3 and all("profiles" in r and "(failed 0)" in r for r in stage1)
+    quality = _table(md, "Similarity")
+    assert all("age_band" in r.split("|")[-2] for r in quality)
     # stage-2 weights exist only on the weighted arms, with mean 1
     arms = summary["arms"]
     assert arms["samplellm"]["stage2"]["groups"] and not arms["no_is"]["stage2"]
@@ -97,3 +104,21 @@ def test_evaluate__unknown_arm_is_a_one_line_error(tiny_config: Path, capsys):
     assert code != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("coldstart evaluate: error: --arms 'gan9'")
+
+
+def test_summarise__a_non_finite_repeat_is_counted_not_hidden():
+    import numpy as np
+
+    from jobs.evaluation.downstream import Scores
+    from jobs.evaluation.evaluate import summarise
+    from jobs.evaluation.report import results_rows
+
+    def scores(auc: float) -> Scores:
+        return Scores(auc=auc, logloss=0.3, cold_auc=None, cold_logloss=None)
+
+    runs = {"original": [scores(0.7), scores(0.72)], "samplellm": [scores(0.71), scores(np.nan)]}
+    table = summarise(runs, ["original"])
+    assert table["samplellm"]["n_auc"] == 1 and table["samplellm"]["repeats"] == 2
+    rows = {r[0]: r for r in results_rows(["original", "samplellm"], table, "auc", "logloss")}
+    assert rows[LABELS["samplellm"]][1].endswith("(n=1 of 2)")
+    assert "(n=" not in rows[LABELS["original"]][1]
