@@ -67,6 +67,8 @@ class TrainInputs:
     cold_apps: frozenset[str]
     # Lineage for meta.json: table name -> {path, version, days} of every table read.
     tables: dict[str, dict] = field(default_factory=dict)
+    # Fallbacks taken while resolving (into meta.json, not only the log).
+    warnings: list[str] = field(default_factory=list)
 
 
 def mixed_dataset(
@@ -119,6 +121,24 @@ def check_window(path: str, days: list[str], version: int | None = None) -> dict
             f"{rows} rows of ds {days[0]}..{days[-1]}; training needs clicks and non-clicks"
         )
     return {"rows": rows, "clicks": clicks}
+
+
+def source_figures(source) -> dict[str, float]:
+    """Rows and weight sum of a weighted source's days (a streaming scan of one column).
+
+    What meta.json records about the synthetic rows a model read: which days is
+    not enough to tell a published day that was read from one that was empty.
+    """
+    import pyarrow.compute as pc
+
+    from recmodel import reader
+
+    data = reader.dataset(reader.snapshot(source.path, source.version), list(source.days))
+    rows, total = 0, 0.0
+    for batch in data.to_batches(columns=[source.weight]):
+        rows += batch.num_rows
+        total += float(pc.sum(batch.column(0)).as_py() or 0.0)
+    return {"rows": rows, "weight_sum": round(total, 6)}
 
 
 def encoder_sample(inputs: TrainInputs, rc: RecmodelSettings, total: int) -> pd.DataFrame:
@@ -208,6 +228,7 @@ def resolve_inputs(
     rc = settings.recmodel
     pins = pins or {}
     tables: dict[str, dict] = {}
+    warnings: list[str] = []
 
     def pin(name: str) -> tuple[str, reader.Snapshot]:
         path = settings.table_path(name)
@@ -242,11 +263,13 @@ def resolve_inputs(
             )
         else:
             tables.pop(syn_name, None)
-            log.warning("%s: no published day in the window; training on real rows only", syn_path)
+            note = f"{syn_path}: no published day in the window; trained on real rows only"
+            log.warning(note)
+            warnings.append(note)
     apps_path, apps = pin(settings.tables.apps)
     cold = cold_start_apps(apps_path, apps.version)
     real = DeltaSource(logs_path, tuple(days), version=logs.version)
-    return TrainInputs(real, synthetic, cold, tables), days
+    return TrainInputs(real, synthetic, cold, tables, warnings), days
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "weeks_ending": args.weeks_ending,
         "days": days,
         "synthetic_days": list(inputs.synthetic.days) if inputs.synthetic else [],
+        "synthetic_read": source_figures(inputs.synthetic) if inputs.synthetic else None,
+        "warnings": inputs.warnings,
         "inputs": inputs.tables,
         "rows_in_window": counts,
         "test": out["test"],

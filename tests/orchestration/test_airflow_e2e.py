@@ -23,6 +23,7 @@ import yaml
 
 from configs.settings import load_config
 from jobs.orchestration.publish import partition_rows
+from jobs.platform import schema as S
 
 REPO = Path(__file__).resolve().parents[2]
 DS = "2026-11-20"
@@ -124,6 +125,33 @@ def test_daily_dag__airflow_dags_test_publishes_and_is_idempotent(spark, airflow
 
     _run_dag(airflow_env)
     assert _counts(settings) == first
+
+    # Synthetic rows carry real impression context (drawn from the day), never nulls.
+    assert gold.where(F.col(S.SLOT).isNull() | F.col(S.HOUR).isNull()).count() == 0
+    # The weekly trainer on the published day: the gold rows are read and weighted.
+    metas = {use: _train(config, use) for use in (False, True)}
+    assert metas[False]["synthetic_days"] == [] and metas[False]["synthetic_read"] is None
+    assert metas[True]["synthetic_days"] == [DS]
+    assert metas[True]["synthetic_read"]["rows"] == row[0]
+    assert metas[True]["synthetic_read"]["weight_sum"] == pytest.approx(row[0] * row[2])
+    assert metas[True]["history"] != metas[False]["history"]  # the loss saw other rows
+
+
+def _train(config: str, use_synthetic: bool) -> dict:
+    """``coldstart train`` on the day, with or without the synthetic rows; its meta.json."""
+    from jobs.model.train import main as train_main
+    from jobs.orchestration import weekly
+    from recmodel.artifacts import load_meta
+
+    doc = yaml.safe_load(Path(config).read_text())
+    doc.setdefault("recmodel", {})["use_synthetic"] = use_synthetic
+    path = Path(config).with_name(f"train_synthetic_{use_synthetic}.yaml")
+    path.write_text(yaml.safe_dump(doc))
+    settings = load_config(path)
+    before = weekly.versions(settings)
+    assert train_main(["--config", str(path), "--weeks-ending", DS]) == 0
+    (version,) = weekly.versions(settings) - before
+    return load_meta(weekly.model_root(settings), version)
 
 
 WEEK_DS = "2026-11-23"  # a Monday: the run trains on the 7 days ending Sunday 2026-11-22
