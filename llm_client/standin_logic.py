@@ -144,6 +144,22 @@ def _intercept(x: np.ndarray, target: float) -> float:
     return (lo + hi) / 2
 
 
+def click_probs(
+    profiles: Sequence[dict[str, Any]], apps: Sequence[dict[str, Any]], ctr: float,
+    embedder: Embedder,
+) -> np.ndarray:  # fmt: skip
+    """(profiles x apps) click probabilities: text similarity calibrated to ``ctr``.
+
+    The whole judgement of the stand-in, as a pure function, so the evaluation
+    can measure how much of the truth it carries (``benchmarks/judge_quality.py``).
+    """
+    u_vec = embedder.encode([profile_text(p) for p in profiles])
+    a_vec = embedder.encode([app_text(a) for a in apps])
+    sims = u_vec @ a_vec.T
+    x = CLICK_SHARPNESS * (sims - sims.mean())
+    return 1 / (1 + np.exp(-(_intercept(x, ctr) + x)))
+
+
 def make_clicks(
     schema: dict, system: str, user: str, rng: random.Random, embedder: Embedder
 ) -> dict[str, Any]:
@@ -156,11 +172,9 @@ def make_clicks(
     users = {u["ref"]: u for u in items if "ref" in u}
     match = _CTR_RE.search(system)
     ctr = min(max(float(match.group(1)), 1e-4), 0.9) if match else 0.05
-    u_vec = embedder.encode([profile_text(users.get(r, {})) for r in refs])
-    a_vec = embedder.encode([app_text(apps.get(a, {})) for a in app_ids])
-    sims = u_vec @ a_vec.T
-    x = CLICK_SHARPNESS * (sims - sims.mean())
-    probs = 1 / (1 + np.exp(-(_intercept(x, ctr) + x)))
+    probs = click_probs(
+        [users.get(r, {}) for r in refs], [apps.get(a, {}) for a in app_ids], ctr, embedder
+    )
     out = []
     for i, ref in enumerate(refs):
         for j, app in enumerate(app_ids):
