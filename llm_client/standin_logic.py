@@ -150,8 +150,9 @@ def click_probs(
 ) -> np.ndarray:  # fmt: skip
     """(profiles x apps) click probabilities: text similarity calibrated to ``ctr``.
 
-    The whole judgement of the stand-in, as a pure function, so the evaluation
-    can measure how much of the truth it carries (``benchmarks/judge_quality.py``).
+    The whole judgement of the stand-in, as a pure function, so a benchmark can
+    measure how much of the simulator's truth it carries without this module
+    ever reading it.
     """
     u_vec = embedder.encode([profile_text(p) for p in profiles])
     a_vec = embedder.encode([app_text(a) for a in apps])
