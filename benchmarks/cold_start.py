@@ -98,7 +98,7 @@ def section(dataset: str, runs: list[dict], arms: tuple[str, ...], k: int) -> st
         [
             f"## {dataset}",
             "",
-            f"Source: {runs[0]['source']}. Endpoint: {runs[0]['endpoint']}.",
+            f"Source: {_portable(runs[0]['source'])}. Endpoint: {_endpoint(runs[0]['endpoint'])}.",
             "",
             *lines,
             "",
@@ -118,6 +118,18 @@ def section(dataset: str, runs: list[dict], arms: tuple[str, ...], k: int) -> st
             *([""] + [f"Warning: {w}" for w in warn] if warn else []),
         ]
     )
+
+
+def _portable(text: str) -> str:
+    """A source with the machine's checkout path replaced by the repository-relative one."""
+    return str(text).replace(str(REPO.parent) + "/", "../")
+
+
+def _endpoint(ep: dict | None) -> str:
+    """Model and stand-in flag; not the loopback URL, which changes every run."""
+    if not ep:
+        return "none"
+    return f"model {ep['model']}" + (" (OFFLINE STAND-IN, not an LLM)" if ep.get("standin") else "")
 
 
 def _write(out: Path, command: str, minutes: float, done: dict[str, str], todo: list) -> None:

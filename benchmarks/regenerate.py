@@ -49,7 +49,9 @@ REGISTRY: dict[str, dict[str, object]] = {
     "daily_run": {"args": []},
     "paper_tables": {"args": []},
     "judge_quality": {"args": []},
-    "cold_start": {"args": ["--datasets", "simulator", "--seeds", "1,2", "--repeats", "3"]},
+    "cold_start": {
+        "args": ["--datasets", "simulator,movielens", "--seeds", "1,2", "--repeats", "3"]
+    },
     "llm_local": {"args": ["--prompts"]},
 }
 
