@@ -196,7 +196,8 @@ def main() -> int:
             minutes = round((time.monotonic() - total) / 60, 1)
             _write(Path(args.out), command, minutes, done, todo)
     minutes = round((time.monotonic() - total) / 60, 1)
-    print(json.dumps({"minutes": minutes, "repeats": args.repeats, "out": args.out, **figures}))
+    out = os.path.relpath(args.out, REPO)  # the repository-relative path, not this machine's
+    print(json.dumps({"minutes": minutes, "repeats": args.repeats, "out": out, **figures}))
     return 0
 
 

@@ -67,6 +67,13 @@ def double_centred_corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def noisy_truth(z: np.ndarray, judge: str, rng: np.random.Generator) -> np.ndarray:
+    """A ``truth@RHO`` judge's logits: centred ``z`` mixed with noise, correlation RHO, same sd."""
+    rho = float(judge.split("@", 1)[1])
+    zs = (z - z.mean()) / z.std()
+    return z.std() * (rho * zs + np.sqrt(max(0.0, 1 - rho * rho)) * rng.normal(size=z.shape))
+
+
 class Judges:
     """Judged rows for one world and split: every judge sees the same (user, app) pairs."""
 
@@ -112,11 +119,7 @@ class Judges:
                 click_probs(profiles[i * b:(i + 1) * b], [cold[j] for j in req], self.ctr, emb)
                 for i, req in enumerate(apps)
             ])  # fmt: skip
-        rho = float(judge.split("@", 1)[1])
-        z = self.truth(users, apps)
-        sd = z.std()
-        noise = np.random.default_rng(self.seed + 17).normal(size=z.shape)
-        x = sd * (rho * (z - z.mean()) / sd + np.sqrt(max(0.0, 1 - rho * rho)) * noise)
+        x = noisy_truth(self.truth(users, apps), judge, np.random.default_rng(self.seed + 17))
         return 1 / (1 + np.exp(-(_intercept(x, self.ctr) + x)))
 
     def rows(self, judge: str, budget: int) -> tuple[pd.DataFrame, float]:
@@ -142,10 +145,7 @@ class Judges:
                             self.ctr, Embedder())  # fmt: skip
             judged = np.log(q / (1 - q))
         else:
-            rho = float(judge.split("@", 1)[1])
-            noise = np.random.default_rng(self.seed + 29).normal(size=truth.shape)
-            zs = (truth - truth.mean()) / truth.std()
-            judged = rho * zs + np.sqrt(max(0.0, 1 - rho * rho)) * noise
+            judged = noisy_truth(truth, judge, np.random.default_rng(self.seed + 29))
         return frame, double_centred_corr(judged, truth)
 
 
