@@ -21,7 +21,9 @@ measured here); each is judged on a batch of ``--apps-per-request`` cold apps,
                 arm of the product.
 
 For every judge and budget (judged impressions per cold app) the judged rows
-(clicked ones, weight 1) join the warm training rows of the ``original`` and
+(weight 1; with ``evaluate.cold_start.soft_labels`` each trains with its
+click probability as positive mass, else only the sampled clicks train) join
+the warm training rows of the ``original`` and
 ``content`` arms; cold Recall@20 is reported with its ratio to the arm without
 synthetic rows, and the judge's measured correlation with the profile-level
 truth after removing each user's and each app's mean (the user-app match the
@@ -134,6 +136,7 @@ class Judges:
         frame = users.iloc[r * b + i].reset_index(drop=True)
         frame[S.APP_ID] = self.cold[S.APP_ID].to_numpy()[apps[r, j]]
         frame["clicked"] = y[r, i, j].astype(int)
+        frame["click_prob"] = p[r, i, j]
         # Correlation on a full users x cold-apps grid (a sample of users), judge vs truth.
         grid_users = self.pool.sample(min(200, len(self.pool)), random_state=self.seed)
         grid_users = grid_users.reset_index(drop=True)
@@ -154,7 +157,7 @@ def run_seed(spark, settings, args, seed: int) -> dict:
     from jobs.evaluation.cold_start import Evaluator
     from jobs.platform import schema as S
     from recmodel.text_embed import description_vectors
-    from recmodel.two_tower import ItemCatalog, TwoTowerConfig, TwoTowerModel
+    from recmodel.two_tower import ItemCatalog, TwoTowerConfig, TwoTowerModel, soft_labels
 
     cs = settings.evaluate.cold_start
     world = load_world(spark, settings, "simulator", None, seed)
@@ -173,7 +176,8 @@ def run_seed(spark, settings, args, seed: int) -> dict:
             cfg = TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, use_text=text,
                                  epochs=cs.epochs, batch_size=cs.batch_size, lr=cs.lr,
                                  max_rows=cs.max_rows, seed=seed * 1_000 + r)  # fmt: skip
-            model = TwoTowerModel(catalog, world.profile_fields, cfg).fit(rows)
+            y = soft_labels(rows) if cs.soft_labels else None
+            model = TwoTowerModel(catalog, world.profile_fields, cfg).fit(rows, labels=y)
             out.append(ev.measure(model.user_vectors(ev.users) @ model.item_vectors().T)[key])
         return out
 
@@ -203,7 +207,7 @@ def run_seed(spark, settings, args, seed: int) -> dict:
     return result
 
 
-def markdown(runs: list[dict], command: str) -> str:
+def markdown(runs: list[dict], command: str, soft: bool) -> str:
     """Pooled over seeds: cold Recall@20 per judge and budget, ratio to the real-only arms."""
     from scipy.stats import ttest_ind
 
@@ -216,7 +220,10 @@ def markdown(runs: list[dict], command: str) -> str:
         f"{', '.join(str(r['seed']) for r in runs)}; cold Recall@20 pooled over seeds and "
         "repeats. `truth@rho` judges read the simulator's latents (evaluation only: no stage "
         "may); `standin` is the offline stand-in, not an LLM. corr: the judge's correlation "
-        "with the profile-level true logit after removing user and app means.", "",
+        "with the profile-level true logit after removing user and app means. Labels: "
+        + ("soft (each judged row trains with its click probability as positive mass, "
+           "`evaluate.cold_start.soft_labels: true`)." if soft else
+           "sampled clicks only (`evaluate.cold_start.soft_labels: false`)."), "",
         f"Without synthetic rows: original {np.mean(orig):.4f}, content {np.mean(cont):.4f}; "
         f"profile-level oracle {np.mean([r['profile_oracle'] for r in runs]):.4f}, "
         f"oracle {np.mean([r['oracle'] for r in runs]):.4f}.", "",
@@ -254,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     runs = [run_seed(spark, settings, args, int(s)) for s in args.seeds.split(",")]
     command = "python benchmarks/judge_quality.py " + shlex.join(argv or sys.argv[1:])
-    Path(args.out).write_text(markdown(runs, command.strip()))
+    soft = settings.evaluate.cold_start.soft_labels
+    Path(args.out).write_text(markdown(runs, command.strip(), soft))
     print(json.dumps({"seconds": round(time.monotonic() - start, 1), "runs": runs}, default=str))
     return 0
 

@@ -65,6 +65,9 @@ class ColdStartSettings(_Strict):
     lr: float = Field(default=5e-3, gt=0)
     id_dropout: float = Field(default=0.2, ge=0, le=1)
     max_rows: int = Field(default=30_000, ge=100)
+    # Synthetic rows train with their click_prob as positive mass (the judge's
+    # probability) instead of their sampled clicked flag.
+    soft_labels: bool = True
     # Delta table of description embeddings (app_id, text_hash); null: not stored.
     text_table: str | None = "./runs/text_embeddings"
 

@@ -16,9 +16,13 @@ synthetic interactions are for (ColdLLM, WSDM'25).
 * user tower: embeddings of the profile (and any context) fields; values not
   seen in training map to slot 0;
 * loss: in-batch softmax over clicked rows (other rows' items are the
-  negatives; repeats of the positive item are masked), each row's loss
-  multiplied by its importance weight (1 for real rows, stage-2 weights for
-  synthetic ones).
+  negatives; repeats of the positive item are masked) over rows drawn in
+  proportion to importance weight (1 for real rows, stage-2 weights for
+  synthetic ones) times *positive mass*: 1 for a click, or, with
+  ``labels``, a probability in [0, 1] (``soft_labels``: a synthetic row's
+  ``click_prob``, the judge's probability rather than one draw from it, so a
+  cold app with a few dozen judged impressions is not trained on a handful of
+  coin flips).
 
 Everything is batched torch on a bounded, seeded sample of clicked rows.
 """
@@ -84,6 +88,24 @@ class ItemCatalog:
             bad = sorted(set(app_ids[pos < 0].astype(str)))[:5]
             raise InputError(f"column app_id: {bad} not in the item catalogue")
         return pos
+
+
+def soft_labels(rows: pd.DataFrame, column: str = "click_prob") -> np.ndarray:
+    """Positive mass per row: ``column`` where present (synthetic rows), else ``clicked``.
+
+    Why: the LLM judges a click *probability*; the sampled ``clicked`` flag is
+    one coin flip of it. Real rows have no probability (NaN or no column) and
+    keep their observed click.
+    """
+    y = (rows[S.CLICKED].to_numpy() == 1).astype(float)
+    if column not in rows.columns:
+        return y
+    p = pd.to_numeric(rows[column], errors="coerce").to_numpy(float)
+    bad = np.isfinite(p) & ((p < 0) | (p > 1))
+    if bad.any():
+        raise InputError(f"column {column}: {int(bad.sum())} values outside [0, 1]; "
+                         "expected click probabilities")  # fmt: skip
+    return np.where(np.isfinite(p), p, y)
 
 
 def bucket(app_ids: pd.Series | np.ndarray, buckets: int) -> np.ndarray:
@@ -171,13 +193,23 @@ class TwoTowerModel:
 
     # -- training --------------------------------------------------------------------
 
-    def fit(self, rows: pd.DataFrame, weights: np.ndarray | None = None) -> TwoTowerModel:
-        """Train on the clicked rows of ``rows`` (label ``clicked``), weighted per row."""
+    def fit(self, rows: pd.DataFrame, weights: np.ndarray | None = None,
+            labels: np.ndarray | None = None) -> TwoTowerModel:  # fmt: skip
+        """Train on the positive rows of ``rows``, each weighted by weight x positive mass.
+
+        ``labels``: each row's positive mass in [0, 1] (default: ``clicked``);
+        rows whose weight x mass is 0 do not train.
+        """
         cfg = self.cfg
         w = np.ones(len(rows)) if weights is None else np.asarray(weights, float)
         if len(w) != len(rows) or not np.isfinite(w).all() or (w < 0).any():
             raise InputError("two-tower weights: expected one finite weight >= 0 per row")
-        keep = (rows[S.CLICKED].to_numpy() == 1) & (w > 0)
+        y = (rows[S.CLICKED].to_numpy() == 1).astype(float) if labels is None else labels
+        y = np.asarray(y, float)
+        if len(y) != len(rows) or not np.isfinite(y).all() or (y < 0).any() or (y > 1).any():
+            raise InputError("two-tower labels: expected one positive mass in [0, 1] per row")
+        w = w * y
+        keep = w > 0
         pos_rows, w = rows[keep].reset_index(drop=True), w[keep]
         if len(pos_rows) < 2:
             raise EmptyInputError(f"two-tower: {len(pos_rows)} clicked rows; need at least 2")
@@ -198,32 +230,38 @@ class TwoTowerModel:
                            [len(self.cat_vocab[f]) + 1 for f in self.catalog.cat_fields],
                            len(self.catalog.num_fields), text_dim, cfg)  # fmt: skip
         users = self._user_codes(pos_rows)
-        wt = torch.from_numpy(w / w.mean()).float()
+        # Rows are drawn in proportion to weight x positive mass (importance
+        # resampling) rather than weighting each row's loss: with in-batch
+        # negatives a row is also every other row's negative, so a weighted loss
+        # would still show a low-mass row as a negative at full frequency.
+        uniform = bool(np.allclose(w, w[0]))
+        prob = None if uniform else w / w.sum()
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.net.train()
         for _ in range(cfg.epochs):
-            order = rng.permutation(len(pos_rows))
+            order = (
+                rng.permutation(len(pos_rows)) if uniform
+                else rng.choice(len(pos_rows), len(pos_rows), p=prob)
+            )  # fmt: skip
             for start in range(0, len(order), cfg.batch_size):
                 b = order[start : start + cfg.batch_size]
                 if len(b) < 2:
                     continue
                 drop = rng.random(len(b)) < cfg.id_dropout
-                loss = self._loss(users[b], item_pos[b], drop, wt[b])
+                loss = self._loss(users[b], item_pos[b], drop)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
         self.net.eval()
         return self
 
-    def _loss(self, users: torch.Tensor, pos: np.ndarray, drop: np.ndarray,
-              w: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def _loss(self, users: torch.Tensor, pos: np.ndarray, drop: np.ndarray) -> torch.Tensor:
         u = self.net.users(users)
         v = self.net.items(*self._item_inputs(pos, drop))
         logits = u @ v.T * self.net.log_scale.exp()
         same = torch.from_numpy(pos[:, None] == pos[None, :])
         logits = logits.masked_fill(same & ~torch.eye(len(pos), dtype=torch.bool), -1e9)
-        ce = F.cross_entropy(logits, torch.arange(len(pos)), reduction="none")
-        return (ce * w).sum() / w.sum()
+        return F.cross_entropy(logits, torch.arange(len(pos)))
 
     # -- serving ---------------------------------------------------------------------
 

@@ -125,15 +125,30 @@ def synthetic_arms(spark: Any, world: World, split: ColdSplit, settings: Setting
 
 
 def _training_rows(split: ColdSplit, arm: ArmData | None, weighted: bool,
-                   fields: tuple[str, ...]) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
+                   fields: tuple[str, ...], soft: bool = False,
+                   ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:  # fmt: skip
+    """Real + synthetic rows, their weights and their positive mass (``soft``: click_prob)."""
     cols = [*fields, S.APP_ID, LABEL]
     real = split.train[cols]
     if arm is None or arm.syn is None:
-        return real, np.ones(len(real))
+        return real, np.ones(len(real)), real[LABEL].to_numpy(float)
     syn = arm.syn[cols].astype({f: str for f in fields})
     w = arm.weights if weighted and arm.weights is not None else np.ones(len(syn))
     w = w / w.mean() if w.sum() > 0 else w
-    return pd.concat([real, syn], ignore_index=True), np.concatenate([np.ones(len(real)), w])
+    if soft:
+        from recmodel.two_tower import soft_labels
+
+        if "click_prob" not in arm.syn.columns:
+            raise InputError(
+                f"{arm.name} synthetic rows: no click_prob column; expected the judge's "
+                "probability (evaluate.cold_start.soft_labels)"
+            )
+        syn_y = soft_labels(arm.syn.assign(**{LABEL: arm.syn[LABEL].astype(int)}))
+    else:
+        syn_y = arm.syn[LABEL].to_numpy(float)
+    rows = pd.concat([real, syn], ignore_index=True)
+    return (rows, np.concatenate([np.ones(len(real)), w]),
+            np.concatenate([real[LABEL].to_numpy(float), syn_y]))  # fmt: skip
 
 
 def model_scores(arm: str, world: World, split: ColdSplit, catalog: ItemCatalog,
@@ -147,9 +162,9 @@ def model_scores(arm: str, world: World, split: ColdSplit, catalog: ItemCatalog,
     cfg = TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, use_text=text, use_id=use_id,
                          epochs=cs.epochs, batch_size=cs.batch_size, lr=cs.lr,
                          max_rows=cs.max_rows, seed=seed)  # fmt: skip
-    rows, w = _training_rows(split, syn.get(source) if source else None, weighted,
-                             world.profile_fields)  # fmt: skip
-    model = TwoTowerModel(catalog, world.profile_fields, cfg).fit(rows, w)
+    rows, w, y = _training_rows(split, syn.get(source) if source else None, weighted,
+                                world.profile_fields, cs.soft_labels)  # fmt: skip
+    model = TwoTowerModel(catalog, world.profile_fields, cfg).fit(rows, w, labels=y)
     return model.user_vectors(ev.users) @ model.item_vectors().T
 
 

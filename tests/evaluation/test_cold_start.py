@@ -46,6 +46,28 @@ def test_split_cold__no_cold_apps_or_no_cold_clicks_is_a_one_line_error() -> Non
         split_cold(_world(clicks=False), seed=1, cold_fraction=0.2, warm_test=0.1)
 
 
+def test_training_rows__soft_labels_take_click_prob_of_synthetic_rows_only() -> None:
+    from jobs.evaluation.arms import ArmData
+    from jobs.evaluation.cold_start import _training_rows
+    from jobs.platform.errors import InputError
+
+    split = split_cold(_world(), seed=1, cold_fraction=0.2, warm_test=0.1)
+    syn = pd.DataFrame({S.INTEREST: "games", S.APP_ID: split.cold_apps[0], S.CLICKED: [0, 1, 0],
+                        "click_prob": [0.4, 0.2, 0.0]})  # fmt: skip
+    arm = ArmData("samplellm", syn, np.array([1.0, 2.0, 3.0]), "standin")
+    rows, w, y = _training_rows(split, arm, True, (S.INTEREST,), soft=True)
+    n = len(split.train)
+    assert len(rows) == n + 3
+    np.testing.assert_array_equal(y[:n], split.train[S.CLICKED])
+    np.testing.assert_allclose(y[n:], [0.4, 0.2, 0.0])
+    np.testing.assert_allclose(w[n:], [0.5, 1.0, 1.5])  # normalised to mean 1
+    _, _, hard = _training_rows(split, arm, True, (S.INTEREST,), soft=False)
+    np.testing.assert_array_equal(hard[n:], [0, 1, 0])
+    no_prob = ArmData("samplellm", syn.drop(columns="click_prob"), None, "standin")
+    with pytest.raises(InputError, match="samplellm synthetic rows: no click_prob column"):
+        _training_rows(split, no_prob, True, (S.INTEREST,), soft=True)
+
+
 def test_rank_scores__recall_ndcg_by_hand_and_users_without_clicks_are_counted() -> None:
     scores = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]])
     rel = np.array([[1, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=bool)

@@ -8,7 +8,7 @@ import pytest
 
 from jobs.platform import schema as S
 from jobs.platform.errors import InputError
-from recmodel.two_tower import ItemCatalog, TwoTowerConfig, TwoTowerModel
+from recmodel.two_tower import ItemCatalog, TwoTowerConfig, TwoTowerModel, soft_labels
 
 FIELDS = (S.INTEREST, S.AGE_BAND)
 CFG = TwoTowerConfig(dim=8, epochs=6, batch_size=64, lr=1e-2, id_dropout=0.2, seed=3)
@@ -62,6 +62,34 @@ def test_fit__zero_weights_make_synthetic_rows_count_for_nothing() -> None:
     base = TwoTowerModel(catalog, FIELDS, CFG).fit(rows)
     zero = TwoTowerModel(catalog, FIELDS, CFG).fit(both, w)
     np.testing.assert_allclose(zero.item_vectors(), base.item_vectors(), atol=1e-6)
+
+
+def test_fit__soft_labels_train_on_the_judged_probability_not_its_coin_flip() -> None:
+    """The judge says b-users click the cold app (0.9), a-users do not (0.05); the coin
+    flips came out the other way round. Soft labels follow the probability."""
+    catalog, rows = _world()
+    n = 150
+    syn = pd.DataFrame({S.INTEREST: ["a", "b"] * (n // 2), S.AGE_BAND: "x",
+                        S.APP_ID: "app_cold"})  # fmt: skip
+    syn[S.CLICKED] = (syn[S.INTEREST] == "a").astype(int)
+    syn["click_prob"] = np.where(syn[S.INTEREST] == "b", 0.9, 0.05)
+    both = pd.concat([rows, syn], ignore_index=True)
+    y = soft_labels(both)
+    np.testing.assert_array_equal(y[: len(rows)], 1.0)  # real rows keep their click
+    np.testing.assert_array_equal(y[len(rows) :], syn["click_prob"])
+    soft = TwoTowerModel(catalog, FIELDS, CFG).fit(both, labels=y)
+    flips = TwoTowerModel(catalog, FIELDS, CFG).fit(both)
+    assert _rank_of_cold(soft, "b") < _rank_of_cold(soft, "a")
+    assert _rank_of_cold(flips, "a") < _rank_of_cold(flips, "b")
+
+
+def test_soft_labels__out_of_range_probability_and_bad_labels_are_one_line_errors() -> None:
+    catalog, rows = _world()
+    bad = rows.head(3).assign(click_prob=[0.2, 1.5, np.nan])
+    with pytest.raises(InputError, match=r"column click_prob: 1 values outside \[0, 1\]"):
+        soft_labels(bad)
+    with pytest.raises(InputError, match="two-tower labels"):
+        TwoTowerModel(catalog, FIELDS, CFG).fit(rows, labels=np.full(len(rows), 2.0))
 
 
 def test_item_vectors__unseen_apps_share_the_oov_slot_unknown_ids_are_errors() -> None:
