@@ -63,6 +63,12 @@ def profile_schema(rows: int, fields: Sequence[str] = S.PROFILE_FIELDS) -> dict[
     }
 
 
+# click_prob as an enum of two-decimal values: constrained decoding honours an
+# enum everywhere (llama.cpp's JSON-schema grammar ignores minimum/maximum of a
+# "number", and a small model then writes probabilities above 1).
+CLICK_PROB_GRID: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(101))
+
+
 def click_schema(user_refs: Sequence[str], app_ids: Sequence[str]) -> dict[str, Any]:
     """``{"judgements": [{user, app_id, clicked, click_prob}]}`` over the given ids."""
     item = {
@@ -71,7 +77,7 @@ def click_schema(user_refs: Sequence[str], app_ids: Sequence[str]) -> dict[str, 
             "user": {"type": "string", "enum": list(user_refs)},
             "app_id": {"type": "string", "enum": list(app_ids)},
             "clicked": {"type": "boolean"},
-            "click_prob": {"type": "number", "minimum": 0, "maximum": 1},
+            "click_prob": {"type": "number", "enum": list(CLICK_PROB_GRID)},
         },
         "required": ["user", "app_id", "clicked", "click_prob"],
         "additionalProperties": False,

@@ -181,7 +181,7 @@ def make_clicks(
         for j, app in enumerate(app_ids):
             p = float(probs[i, j])
             out.append(
-                {"user": ref, "app_id": app, "clicked": rng.random() < p, "click_prob": round(p, 5)}
+                {"user": ref, "app_id": app, "clicked": rng.random() < p, "click_prob": round(p, 2)}
             )
     return {"judgements": out}
 

@@ -92,6 +92,26 @@ def test_schemas__every_string_and_array_bounded():
         schemas.max_chars({"type": "array", "items": {"type": "boolean"}})
 
 
+def _numbers(schema: dict, path: str = "") -> list[tuple[str, dict]]:
+    if schema.get("type") in ("number", "integer"):
+        return [(path, schema)]
+    subs = list(schema.get("properties", {}).items())
+    if "items" in schema:
+        subs.append(("[]", schema["items"]))
+    return [n for key, sub in subs for n in _numbers(sub, f"{path}.{key}")]
+
+
+def test_schemas__every_number_is_an_enum_so_grammars_bound_it():
+    """llama.cpp's JSON-schema grammar ignores minimum/maximum; an enum it honours."""
+    found = [n for schema in (schemas.profile_schema(5), schemas.click_schema(["u0"], ["a1"]),
+                              schemas.refine_schema()) for n in _numbers(schema)]  # fmt: skip
+    assert [p for p, _ in found] == [".judgements.[].click_prob"]
+    for _, spec in found:
+        assert spec.get("enum"), spec
+        assert min(spec["enum"]) == 0 and max(spec["enum"]) == 1
+    assert schemas.max_chars(found[0][1]) == 4  # "0.05": a tight max_tokens
+
+
 def test_schemas__max_tokens_covers_the_longest_reply():
     schema = schemas.profile_schema(5)
     longest = {

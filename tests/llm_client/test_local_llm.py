@@ -74,11 +74,12 @@ def test_local_llm__real_model_answers_in_the_json_object_dialect(server):
     )
     assert schemas.validate_profiles(p.parsed[0]).dropped.keys() <= {"duplicate_item"}
     judged = schemas.validate_clicks(c.parsed[0], refs, ids)
-    # The grammar enforces ids (enums) but not number bounds: llama.cpp's JSON-schema
-    # grammar ignores minimum/maximum of a "number", and Gemma 270M writes click_prob
-    # > 1 (seen here: 5 of 6 judgements). Validation must count those as drops.
-    allowed = {"duplicate_item", "missing_judgement", schemas.OUT_OF_RANGE}
+    # The grammar enforces ids and click_prob through enums. (With "minimum"/"maximum"
+    # on a "number" instead, llama.cpp ignored the bounds and Gemma 270M wrote
+    # click_prob > 1 in 5 of 6 judgements.)
+    allowed = {"duplicate_item", "missing_judgement"}
     assert judged.items and not judged.dropped.keys() - allowed, judged.dropped
+    assert all(x["click_prob"] in schemas.CLICK_PROB_GRID for x in judged.items)
 
 
 def test_local_llm__bad_model_file_port_taken_are_one_line_errors(tmp_path):
