@@ -90,6 +90,10 @@ class ItemCatalog:
         return pos
 
 
+def _clicks(rows: pd.DataFrame) -> np.ndarray:
+    return (rows[S.CLICKED].to_numpy() == 1).astype(float)
+
+
 def soft_labels(rows: pd.DataFrame, column: str = "click_prob") -> np.ndarray:
     """Positive mass per row: ``column`` where present (synthetic rows), else ``clicked``.
 
@@ -97,7 +101,7 @@ def soft_labels(rows: pd.DataFrame, column: str = "click_prob") -> np.ndarray:
     one coin flip of it. Real rows have no probability (NaN or no column) and
     keep their observed click.
     """
-    y = (rows[S.CLICKED].to_numpy() == 1).astype(float)
+    y = _clicks(rows)
     if column not in rows.columns:
         return y
     p = pd.to_numeric(rows[column], errors="coerce").to_numpy(float)
@@ -204,8 +208,7 @@ class TwoTowerModel:
         w = np.ones(len(rows)) if weights is None else np.asarray(weights, float)
         if len(w) != len(rows) or not np.isfinite(w).all() or (w < 0).any():
             raise InputError("two-tower weights: expected one finite weight >= 0 per row")
-        y = (rows[S.CLICKED].to_numpy() == 1).astype(float) if labels is None else labels
-        y = np.asarray(y, float)
+        y = _clicks(rows) if labels is None else np.asarray(labels, float)
         if len(y) != len(rows) or not np.isfinite(y).all() or (y < 0).any() or (y > 1).any():
             raise InputError("two-tower labels: expected one positive mass in [0, 1] per row")
         w = w * y

@@ -143,7 +143,7 @@ def _training_rows(split: ColdSplit, arm: ArmData | None, weighted: bool,
                 f"{arm.name} synthetic rows: no click_prob column; expected the judge's "
                 "probability (evaluate.cold_start.soft_labels)"
             )
-        syn_y = soft_labels(arm.syn.assign(**{LABEL: arm.syn[LABEL].astype(int)}))
+        syn_y = soft_labels(arm.syn)
     else:
         syn_y = arm.syn[LABEL].to_numpy(float)
     rows = pd.concat([real, syn], ignore_index=True)
