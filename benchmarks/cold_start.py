@@ -24,7 +24,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-ARMS = "original,content,samplellm,samplellm_content,no_is,no_cs,oracle,attributes"
+ARMS = (
+    "original,content,samplellm,samplellm_content,no_is,no_cs,coldllm,both,samplellm_prune,"
+    "coldllm_prune,both_prune,oracle,attributes"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +87,12 @@ def section(dataset: str, runs: list[dict], arms: tuple[str, ...], k: int) -> st
     syn = "; ".join(
         f"seed {r['seed']} {n}: {s['rows']} rows, {s['clicks']} clicks, ESS share "
         f"{s['stage2'].get('ess_fraction')}"
+        + (
+            f", {s['stage1']['pairs']} candidate pairs, {s['stage1']['calls_per_cold_app']} "
+            "calls per cold app"
+            if "pairs" in s["stage1"]
+            else ""
+        )
         for r in runs
         for n, s in r["synthetic"].items()
     )

@@ -53,6 +53,7 @@ REGISTRY: dict[str, dict[str, object]] = {
         "args": ["--datasets", "simulator,movielens", "--seeds", "1,2", "--repeats", "3"]
     },
     "llm_local": {"args": ["--prompts"]},
+    "candidates_cost": {"args": []},
 }
 
 

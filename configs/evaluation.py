@@ -40,6 +40,11 @@ COLD_ARMS: tuple[str, ...] = (
     "samplellm_content",
     "no_is",
     "no_cs",
+    "coldllm",
+    "both",
+    "samplellm_prune",
+    "coldllm_prune",
+    "both_prune",
     "oracle",
     "attributes",
 )
@@ -68,6 +73,15 @@ class ColdStartSettings(_Strict):
     # Synthetic rows train with their click_prob as positive mass (the judge's
     # probability) instead of their sampled clicked flag.
     soft_labels: bool = True
+    # coldllm arm (ColdLLM / LLM-Ins candidates mode): the content tower's top N
+    # real training users of each cold app go to the LLM for a click judgement,
+    # this many users per request (one app per request).
+    candidates_per_app: int = Field(default=50, ge=1)
+    candidate_users_per_request: int = Field(default=10, ge=1)
+    # *_prune arms (LLMRec): share of each batch's synthetic rows dropped (highest
+    # loss) after prune_warmup epochs.
+    prune_share: float = Field(default=0.2, ge=0, lt=1)
+    prune_warmup: int = Field(default=1, ge=0)
     # Delta table of description embeddings (app_id, text_hash); null: not stored.
     text_table: str | None = "./runs/text_embeddings"
 

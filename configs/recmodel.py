@@ -64,6 +64,11 @@ class RecmodelSettings(_Strict):
     numeric: tuple[str, ...] = S.NUMERIC_FIELDS
     # Also read gold.weighted_synthetic (its `weight` column weights the loss).
     use_synthetic: bool = False
+    # LLMRec pruning (Wei et al., WSDM'24): from epoch prune_warmup_epochs on, this
+    # share of each batch's synthetic rows with the largest loss leave the loss
+    # (real rows never). 0: off.
+    prune_synthetic_share: float = Field(default=0.0, ge=0, lt=1)
+    prune_warmup_epochs: int = Field(default=1, ge=0)
     # Held-out real impressions (by hash of ds, event_id) for the final report.
     test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     # Rows read per Arrow batch while streaming the Delta tables.

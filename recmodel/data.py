@@ -27,6 +27,8 @@ from recmodel.features import FeatureEncoder, check_columns
 from recmodel.train import Batch
 
 log = logging.getLogger(__name__)
+# Set by the mixed dataset on every row: True for rows of the synthetic table.
+SYNTHETIC = "_synthetic"
 
 
 def check_labels(values: np.ndarray, label: str, what: str, *, both_classes: bool = True) -> None:
@@ -85,7 +87,10 @@ def encode_frame(
     cold = None
     if cold_apps is not None and S.APP_ID in pdf.columns:
         cold = torch.from_numpy(pdf[S.APP_ID].isin(cold_apps).to_numpy())
-    return Batch(cat, num, y, w, cold)
+    syn = None
+    if SYNTHETIC in pdf.columns:
+        syn = torch.from_numpy(pdf[SYNTHETIC].fillna(False).to_numpy(bool))
+    return Batch(cat, num, y, w, cold, syn)
 
 
 def random_split(n: int, fraction: float, seed: int) -> np.ndarray:

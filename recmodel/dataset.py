@@ -35,7 +35,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from jobs.platform import schema as S
 from recmodel import reader
-from recmodel.data import DeltaSource, shuffled, stream_frames
+from recmodel.data import SYNTHETIC, DeltaSource, shuffled, stream_frames
 
 
 def interleave(*iterators: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -100,11 +100,12 @@ class MixedDeltaDataset(IterableDataset):
                 frame = frame[np.asarray(self.keep_real(frame), dtype=bool)]
                 if not len(frame):
                     continue
+            syn = source is self.synthetic
             if source.weight is None:
-                yield frame.assign(**{S.WEIGHT: 1.0})
+                yield frame.assign(**{S.WEIGHT: 1.0, SYNTHETIC: syn})
             else:
                 weights = frame.pop(source.weight)
-                yield frame.assign(**{S.WEIGHT: weights})
+                yield frame.assign(**{S.WEIGHT: weights, SYNTHETIC: syn})
 
     def frames(self, shard: tuple[int, int] = (0, 1)) -> Iterator[pd.DataFrame]:
         """The mixed frames before shuffling (real first, then alternating)."""

@@ -39,19 +39,20 @@ class Batch:
     w: torch.Tensor
     # Rows of cold-start apps (for the separate metrics); None when unknown.
     cold: torch.Tensor | None = None
+    # Synthetic rows (the ones pruning may drop); None when there are none.
+    syn: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def slice(self, start: int, stop: int) -> Batch:
-        cold = None if self.cold is None else self.cold[start:stop]
-        return Batch(
-            self.cat[start:stop], self.num[start:stop], self.y[start:stop], self.w[start:stop], cold
-        )
+        return self.take(slice(start, stop))
 
-    def take(self, idx: torch.Tensor) -> Batch:
-        cold = None if self.cold is None else self.cold[idx]
-        return Batch(self.cat[idx], self.num[idx], self.y[idx], self.w[idx], cold)
+    def take(self, idx: torch.Tensor | slice) -> Batch:
+        """Rows ``idx`` (a slice gives views, an index tensor a gather)."""
+        opt = lambda t: None if t is None else t[idx]  # noqa: E731
+        return Batch(self.cat[idx], self.num[idx], self.y[idx], self.w[idx], opt(self.cold),
+                     opt(self.syn))  # fmt: skip
 
 
 def weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -145,14 +146,21 @@ def train_model(
     epoch_batches: Callable[[int], Iterable[Batch]],
     val_batches: Callable[[], Iterable[Batch]],
     cfg: TrainSettings,
+    prune: tuple[float, int] = (0.0, 1),
 ) -> TrainReport:
     """Adam on weighted BCE; keep the weights of the best validation logloss.
 
     Stops after ``cfg.patience`` epochs without improvement. ``epoch_batches``
     receives the epoch number so it can reshuffle with a derived seed.
+    ``prune``: (share, warm-up epochs) of LLMRec pruning (``recmodel.prune``):
+    from that epoch on, the share of each batch's synthetic rows with the
+    largest loss leave it; the rows pruned per epoch go into the history.
     """
     import time
 
+    from recmodel.prune import check_share, pruned_mean
+
+    check_share(prune[0], "recmodel.prune_synthetic_share")
     start = time.monotonic()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -161,10 +169,17 @@ def train_model(
     best, best_state, best_epoch, history, seen = None, None, -1, [], 0
     for epoch in range(cfg.epochs):
         model.train()
-        loss_sum, n_batches = 0.0, 0
+        loss_sum, n_batches, pruned = 0.0, 0, 0
+        share = prune[0] if epoch >= prune[1] else 0.0
         for b in epoch_batches(epoch):
             opt.zero_grad(set_to_none=True)
-            loss = weighted_bce(model(b.cat, b.num), b.y, b.w)
+            logits = model(b.cat, b.num)
+            if share > 0 and b.syn is not None:
+                per_row = F.binary_cross_entropy_with_logits(logits, b.y, reduction="none")
+                loss, n = pruned_mean(per_row, b.syn, share, b.w)
+                pruned += n
+            else:
+                loss = weighted_bce(logits, b.y, b.w)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"training loss became {value} at epoch {epoch}")
@@ -172,9 +187,8 @@ def train_model(
             opt.step()
             loss_sum, n_batches, seen = loss_sum + value, n_batches + 1, seen + len(b)
         val, _ = evaluate(model, val_batches())
-        history.append(
-            {"epoch": epoch, "train_loss": loss_sum / max(n_batches, 1), **val.as_dict()}
-        )
+        history.append({"epoch": epoch, "train_loss": loss_sum / max(n_batches, 1),
+                        "pruned": pruned, **val.as_dict()})  # fmt: skip
         log.info("epoch %d train_loss=%.5f val=%s", epoch, history[-1]["train_loss"], val)
         if best is None or (val.logloss is not None and val.logloss < best.logloss):
             best, best_epoch = val, epoch
@@ -202,11 +216,13 @@ def minibatches(data: Batch, batch_size: int, seed: int | None) -> Iterator[Batc
         yield data.slice(start, start + batch_size)
 
 
-def fit_in_memory(model: RecallModel, train: Batch, val: Batch, cfg: TrainSettings) -> TrainReport:
+def fit_in_memory(model: RecallModel, train: Batch, val: Batch, cfg: TrainSettings,
+                  prune: tuple[float, int] = (0.0, 1)) -> TrainReport:  # fmt: skip
     """``train_model`` over tensors already in memory (a bounded sample)."""
     return train_model(
         model,
         lambda epoch: minibatches(train, cfg.batch_size, cfg.seed * 1_000 + epoch),
         lambda: minibatches(val, 8_192, None),
         cfg,
+        prune,
     )

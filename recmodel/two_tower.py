@@ -22,7 +22,10 @@ synthetic interactions are for (ColdLLM, WSDM'25).
   ``labels``, a probability in [0, 1] (``soft_labels``: a synthetic row's
   ``click_prob``, the judge's probability rather than one draw from it, so a
   cold app with a few dozen judged impressions is not trained on a handful of
-  coin flips).
+  coin flips);
+* pruning (``prune_share``, LLMRec): after ``prune_warmup`` epochs the
+  highest-loss share of each batch's synthetic rows leaves the loss
+  (``recmodel.prune``).
 
 Everything is batched torch on a bounded, seeded sample of clicked rows.
 """
@@ -40,6 +43,7 @@ from torch import nn
 
 from jobs.platform import schema as S
 from jobs.platform.errors import EmptyInputError, InputError
+from recmodel.prune import check_share, pruned_mean
 
 OOV = 0
 
@@ -60,6 +64,10 @@ class TwoTowerConfig:
     weight_decay: float = 1e-6
     max_rows: int = 100_000
     seed: int = 0
+    # LLMRec pruning: share of each batch's synthetic rows dropped (highest loss), after
+    # this many epochs of warm-up. 0: off.
+    prune_share: float = 0.0
+    prune_warmup: int = 1
 
 
 @dataclass
@@ -174,6 +182,7 @@ class TwoTowerModel:
         self.buckets = bucket(catalog.items[S.APP_ID], cfg.id_buckets)
         self.seen = np.zeros(len(catalog.items), dtype=bool)
         self.net: _Towers | None = None
+        self.pruned = 0  # synthetic rows pruned from the loss in the last fit
 
     # -- encoding -------------------------------------------------------------------
 
@@ -198,13 +207,21 @@ class TwoTowerModel:
     # -- training --------------------------------------------------------------------
 
     def fit(self, rows: pd.DataFrame, weights: np.ndarray | None = None,
-            labels: np.ndarray | None = None) -> TwoTowerModel:  # fmt: skip
+            labels: np.ndarray | None = None,
+            synthetic: np.ndarray | None = None) -> TwoTowerModel:  # fmt: skip
         """Train on the positive rows of ``rows``, each weighted by weight x positive mass.
 
         ``labels``: each row's positive mass in [0, 1] (default: ``clicked``);
-        rows whose weight x mass is 0 do not train.
+        rows whose weight x mass is 0 do not train. ``synthetic``: which rows
+        are synthetic (the ones ``prune_share`` may drop); pruning needs it.
         """
         cfg = self.cfg
+        check_share(cfg.prune_share, "two-tower prune_share")
+        syn = np.zeros(len(rows), bool) if synthetic is None else np.asarray(synthetic, bool)
+        if len(syn) != len(rows):
+            raise InputError("two-tower synthetic: expected one flag per row")
+        if cfg.prune_share > 0 and synthetic is None:
+            raise InputError("two-tower prune_share > 0: pass synthetic= (the rows it may prune)")
         w = np.ones(len(rows)) if weights is None else np.asarray(weights, float)
         if len(w) != len(rows) or not np.isfinite(w).all() or (w < 0).any():
             raise InputError("two-tower weights: expected one finite weight >= 0 per row")
@@ -213,13 +230,13 @@ class TwoTowerModel:
             raise InputError("two-tower labels: expected one positive mass in [0, 1] per row")
         w = w * y
         keep = w > 0
-        pos_rows, w = rows[keep].reset_index(drop=True), w[keep]
+        pos_rows, w, syn = rows[keep].reset_index(drop=True), w[keep], syn[keep]
         if len(pos_rows) < 2:
             raise EmptyInputError(f"two-tower: {len(pos_rows)} clicked rows; need at least 2")
         rng = np.random.default_rng(cfg.seed)
         if len(pos_rows) > cfg.max_rows:
             pick = rng.choice(len(pos_rows), cfg.max_rows, replace=False)
-            pos_rows, w = pos_rows.iloc[pick].reset_index(drop=True), w[pick]
+            pos_rows, w, syn = pos_rows.iloc[pick].reset_index(drop=True), w[pick], syn[pick]
         torch.manual_seed(cfg.seed)
         self.user_vocab = {
             f: {v: i + 1 for i, v in enumerate(sorted(pos_rows[f].astype(str).unique()))}
@@ -241,7 +258,10 @@ class TwoTowerModel:
         prob = None if uniform else w / w.sum()
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.net.train()
-        for _ in range(cfg.epochs):
+        syn_t = torch.from_numpy(syn)
+        self.pruned = 0
+        for epoch in range(cfg.epochs):
+            share = cfg.prune_share if epoch >= cfg.prune_warmup else 0.0
             order = (
                 rng.permutation(len(pos_rows)) if uniform
                 else rng.choice(len(pos_rows), len(pos_rows), p=prob)
@@ -251,7 +271,8 @@ class TwoTowerModel:
                 if len(b) < 2:
                     continue
                 drop = rng.random(len(b)) < cfg.id_dropout
-                loss = self._loss(users[b], item_pos[b], drop)
+                loss, n = pruned_mean(self._loss(users[b], item_pos[b], drop), syn_t[b], share)
+                self.pruned += n
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -259,12 +280,13 @@ class TwoTowerModel:
         return self
 
     def _loss(self, users: torch.Tensor, pos: np.ndarray, drop: np.ndarray) -> torch.Tensor:
+        """Per-row in-batch softmax loss of one batch."""
         u = self.net.users(users)
         v = self.net.items(*self._item_inputs(pos, drop))
         logits = u @ v.T * self.net.log_scale.exp()
         same = torch.from_numpy(pos[:, None] == pos[None, :])
         logits = logits.masked_fill(same & ~torch.eye(len(pos), dtype=torch.bool), -1e9)
-        return F.cross_entropy(logits, torch.arange(len(pos)))
+        return F.cross_entropy(logits, torch.arange(len(pos)), reduction="none")
 
     # -- serving ---------------------------------------------------------------------
 
@@ -301,3 +323,12 @@ def top_k(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
     return np.take_along_axis(part, order, 1)
+
+
+def top_users(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int) -> np.ndarray:
+    """(n_items, n) user positions by descending score per item: the candidate filter.
+
+    The transpose of ``top_k``: ColdLLM's coupled filter asks, for each new
+    item, which users its content representation is closest to.
+    """
+    return top_k(item_vecs, user_vecs, n)

@@ -48,7 +48,8 @@ LABELS: dict[str, str] = {
     "tvae": "TVAE",
 }
 BASELINES: tuple[str, ...] = ("original", "gaussian_copula", "ctgan", "tvae")
-LLM_ARMS: tuple[str, ...] = ("samplellm", "no_cs", "no_is")
+# Arms whose synthetic rows an LLM endpoint writes (coldllm / both: the cold-start protocol).
+LLM_ARMS: tuple[str, ...] = ("samplellm", "no_cs", "no_is", "coldllm", "both")
 WEIGHTED_ARMS: tuple[str, ...] = ("samplellm", "no_cs", "no_llm")
 
 

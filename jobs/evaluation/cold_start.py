@@ -16,6 +16,12 @@ users (their profiles):
     samplellm          original + stage-2-weighted synthetic rows of the cold apps
     samplellm_content  content + the same weighted synthetic rows
     no_is / no_cs      samplellm without importance weights / with random exemplars
+    coldllm            original + the LLM's judgements of (real user, cold app) pairs:
+                       the content tower's top ``candidates_per_app`` training users
+                       of each cold app (ColdLLM / LLM-Ins candidates mode), weighted
+    both               original + the samplellm and coldllm rows, weighted together
+    *_prune            the arm with LLMRec pruning (``prune_share`` of each batch's
+                       synthetic rows with the highest loss leave it after a warm-up)
     oracle             the simulator's true click logit (simulator only)
     attributes         category + numeric fields only, no app_id (calibration)
 
@@ -34,7 +40,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,15 +57,31 @@ if TYPE_CHECKING:
     from recmodel.two_tower import ItemCatalog
 
 log = logging.getLogger(__name__)
-# arm -> (description embedding, synthetic rows from, importance weights, app_id embedding)
-MODEL_ARMS: dict[str, tuple[bool, str | None, bool, bool]] = {
-    "original": (False, None, False, True),
-    "content": (True, None, False, True),
-    "samplellm": (False, "samplellm", True, True),
-    "samplellm_content": (True, "samplellm", True, True),
-    "no_is": (False, "samplellm", False, True),
-    "no_cs": (False, "no_cs", True, True),
-    "attributes": (False, None, False, False),
+
+
+class ArmSpec(NamedTuple):
+    """How one arm's two-tower model is trained."""
+
+    text: bool  # the description embedding in the item tower
+    source: str | None  # whose synthetic rows (None: real rows only)
+    weighted: bool  # stage-2 importance weights (else every synthetic row weighs 1)
+    use_id: bool = True  # the app_id embedding
+    prune: bool = False  # LLMRec pruning of the highest-loss synthetic rows
+
+
+MODEL_ARMS: dict[str, ArmSpec] = {
+    "original": ArmSpec(False, None, False),
+    "content": ArmSpec(True, None, False),
+    "samplellm": ArmSpec(False, "samplellm", True),
+    "samplellm_content": ArmSpec(True, "samplellm", True),
+    "no_is": ArmSpec(False, "samplellm", False),
+    "no_cs": ArmSpec(False, "no_cs", True),
+    "coldllm": ArmSpec(False, "coldllm", True),
+    "both": ArmSpec(False, "both", True),
+    "samplellm_prune": ArmSpec(False, "samplellm", True, prune=True),
+    "coldllm_prune": ArmSpec(False, "coldllm", True, prune=True),
+    "both_prune": ArmSpec(False, "both", True, prune=True),
+    "attributes": ArmSpec(False, None, False, use_id=False),
 }
 
 
@@ -106,9 +128,16 @@ class Evaluator:
 
 
 def synthetic_arms(spark: Any, world: World, split: ColdSplit, settings: Settings, seed: int,
-                   needed: set[str]) -> tuple[dict[str, ArmData], dict | None]:  # fmt: skip
-    """Stage 1 (endpoint) + stage 2 rows of the cold apps for ``samplellm`` / ``no_cs``."""
-    from jobs.evaluation.arms import ArmBuilder, maybe_endpoint
+                   needed: set[str], catalog: ItemCatalog | None = None,
+                   ) -> tuple[dict[str, ArmData], dict | None]:  # fmt: skip
+    """Stage 1 (endpoint) + stage 2 rows of the cold apps for the arms' ``needed`` sources.
+
+    ``samplellm`` / ``no_cs``: invented profiles (``ArmBuilder``); ``coldllm``:
+    judged (real user, cold app) candidate pairs (needs ``catalog`` with text);
+    ``both``: the two sets together, weighted by one stage-2 run.
+    """
+    from jobs.evaluation.arms import ArmBuilder, ArmData, maybe_endpoint
+    from jobs.evaluation.synth import candidate_stage1
 
     if not needed:
         return {}, None
@@ -116,12 +145,61 @@ def synthetic_arms(spark: Any, world: World, split: ColdSplit, settings: Setting
     s = settings.model_copy(
         update={"evaluate": settings.evaluate.model_copy(update={"seed": seed})}
     )
+    cs = settings.evaluate.cold_start
     n_syn = max(10, round(settings.evaluate.synthetic_fraction * len(split.train)))
+    profile_arms = needed & {"samplellm", "no_cs"} | ({"samplellm"} if "both" in needed else set())
+    candidate_arm = bool(needed & {"coldllm", "both"})
     with maybe_endpoint(s, tuple(needed)) as ep:
         builder = ArmBuilder(spark, data, s, ep, n_syn)
-        built = {name: builder.build(name) for name in sorted(needed)}
+        built = {name: builder.build(name) for name in sorted(profile_arms)}
+        if candidate_arm:
+            if catalog is None or catalog.text is None:
+                raise InputError("coldllm arm: the content filter needs the description vectors")
+            pairs, filt = content_candidates(world, split, catalog, settings, seed)
+            s1 = candidate_stage1(data, s, ep, pairs, seed=seed,
+                                  users_per_request=cs.candidate_users_per_request)  # fmt: skip
+            if s1.rows.empty:
+                raise InputError(f"arm coldllm: stage 1 ({s1.generator}) produced no rows")
+            arm = ArmData("coldllm", s1.rows, None, s1.generator, figures={**s1.figures, **filt})
+            arm.weights, arm.stage2 = builder.weights(arm.syn)
+            built["coldllm"] = arm
+        if "both" in needed:
+            rows = pd.concat([built["samplellm"].syn, built["coldllm"].syn], ignore_index=True)
+            arm = ArmData("both", rows, None, "samplellm+coldllm",
+                          figures={"samplellm_rows": len(built["samplellm"].syn),
+                                   "coldllm_rows": len(built["coldllm"].syn)})  # fmt: skip
+            arm.weights, arm.stage2 = builder.weights(rows)
+            built["both"] = arm
         info = {"base_url": ep.base_url, "model": ep.model, "standin": ep.is_standin}
-    return built, info
+    return {n: a for n, a in built.items() if n in needed}, info
+
+
+def content_candidates(
+    world: World, split: ColdSplit, catalog: ItemCatalog, settings: Settings, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """ColdLLM's coupled filter: each cold app's top-N real training users by the content tower.
+
+    The content tower is the ``content`` arm's model (description embedding in
+    the item tower) trained on the warm rows only; a cold app is scored from its
+    description, category and numeric fields (its id is unseen, so out of
+    vocabulary). Returns (pairs: user_id + profile fields + app_id, figures).
+    """
+    from recmodel.two_tower import TwoTowerConfig, TwoTowerModel, top_users
+
+    cs = settings.evaluate.cold_start
+    cfg = TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, use_text=True, epochs=cs.epochs,
+                         batch_size=cs.batch_size, lr=cs.lr, max_rows=cs.max_rows,
+                         seed=seed)  # fmt: skip
+    fields = list(world.profile_fields)
+    model = TwoTowerModel(catalog, world.profile_fields, cfg)
+    model.fit(split.train[[*fields, S.APP_ID, LABEL]])
+    users = split.train.drop_duplicates(S.USER_ID)[[S.USER_ID, *fields]].reset_index(drop=True)
+    cold = pd.Series(split.cold_apps)
+    n = min(cs.candidates_per_app, len(users))
+    top = top_users(model.user_vectors(users), model.item_vectors(cold), n)  # (apps, n)
+    pairs = users.iloc[top.ravel()].reset_index(drop=True)
+    pairs[S.APP_ID] = np.repeat(cold.to_numpy(), n)
+    return pairs, {"candidate_users": len(users), "candidates_per_app": n}
 
 
 def _training_rows(split: ColdSplit, arm: ArmData | None, weighted: bool,
@@ -158,13 +236,18 @@ def model_scores(arm: str, world: World, split: ColdSplit, catalog: ItemCatalog,
     from recmodel.two_tower import TwoTowerConfig, TwoTowerModel
 
     cs = settings.evaluate.cold_start
-    text, source, weighted, use_id = MODEL_ARMS[arm]
-    cfg = TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, use_text=text, use_id=use_id,
-                         epochs=cs.epochs, batch_size=cs.batch_size, lr=cs.lr,
-                         max_rows=cs.max_rows, seed=seed)  # fmt: skip
-    rows, w, y = _training_rows(split, syn.get(source) if source else None, weighted,
-                                world.profile_fields, cs.soft_labels)  # fmt: skip
-    model = TwoTowerModel(catalog, world.profile_fields, cfg).fit(rows, w, labels=y)
+    spec = MODEL_ARMS[arm]
+    cfg = TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, use_text=spec.text,
+                         use_id=spec.use_id, epochs=cs.epochs, batch_size=cs.batch_size,
+                         lr=cs.lr, max_rows=cs.max_rows, seed=seed,
+                         prune_share=cs.prune_share if spec.prune else 0.0,
+                         prune_warmup=cs.prune_warmup)  # fmt: skip
+    source = syn.get(spec.source) if spec.source else None
+    rows, w, y = _training_rows(split, source, spec.weighted, world.profile_fields,
+                                cs.soft_labels)  # fmt: skip
+    synthetic = np.arange(len(rows)) >= len(split.train)
+    model = TwoTowerModel(catalog, world.profile_fields, cfg).fit(rows, w, labels=y,
+                                                                  synthetic=synthetic)  # fmt: skip
     return model.user_vectors(ev.users) @ model.item_vectors().T
 
 
@@ -181,7 +264,8 @@ def run_seed(spark: Any, settings: Settings, dataset: str, path: str | None, see
     split = split_cold(world, seed, cs.cold_fraction, cs.warm_test_fraction)
     warnings: list[str] = []
     text = None
-    if any(MODEL_ARMS.get(a, (False,))[0] for a in arms):
+    needed = {MODEL_ARMS[a].source for a in arms if a in MODEL_ARMS and MODEL_ARMS[a].source}
+    if any(a in MODEL_ARMS and MODEL_ARMS[a].text for a in arms) or needed & {"coldllm", "both"}:
         emb = description_vectors(world.catalog, cs.text_table)
         text = emb.vectors
         if emb.missing_text:
@@ -189,9 +273,8 @@ def run_seed(spark: Any, settings: Settings, dataset: str, path: str | None, see
                             f"text vector: {emb.missing_text[:5]}")  # fmt: skip
     num = world.num_fields
     catalog = ItemCatalog(world.catalog[[S.APP_ID, S.CATEGORY, *num]], (S.CATEGORY,), num, text)
-    needed = {MODEL_ARMS[a][1] for a in arms if a in MODEL_ARMS and MODEL_ARMS[a][1]}
     start = time.monotonic()
-    syn, endpoint = synthetic_arms(spark, world, split, settings, seed, needed)
+    syn, endpoint = synthetic_arms(spark, world, split, settings, seed, needed, catalog)
     stage_s = round(time.monotonic() - start, 1)
     ev = Evaluator(world, split, catalog, cs.k)
     results: dict[str, list[dict]] = {}

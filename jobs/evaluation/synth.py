@@ -27,7 +27,7 @@ import pandas as pd
 
 from jobs.evaluation.data import LABEL, EvalData
 from jobs.platform import schema as S
-from jobs.platform.errors import LLMError
+from jobs.platform.errors import InputError, LLMError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -247,7 +247,8 @@ def llm_stage1(
     profiles = [_valid_profiles(data, d, e, drops) for d, e in zip(docs, ex, strict=True)]
     items = data.cold_items.to_dict("records")
     batches = app_batches(items, m, seed)
-    rows = _judge(data, pset, endpoint, ccfg, version, profiles, batches, seed, figures, drops,
+    work = [(p, batches[r % len(batches)]) for r, p in enumerate(profiles)]
+    rows = _judge(data, pset, endpoint, ccfg, version, work, seed, figures, drops,
                   settings.llm.max_failure_share)  # fmt: skip
     figures["dropped"] = dict(drops)
     figures["rows"] = len(rows)
@@ -255,18 +256,25 @@ def llm_stage1(
 
 
 def _judge(
-    data, pset, endpoint, ccfg, version, profiles, batches, seed, figures, drops, max_share
+    data, pset, endpoint, ccfg, version, work, seed, figures, drops, max_share
 ) -> pd.DataFrame:
+    """Click judgements of every (profiles, apps) request in ``work``, as rows.
+
+    A profile may carry a ``user_id`` (candidates mode: a real user); it is not
+    shown to the LLM and comes back on the row.
+    """
     from llm_client import prompts, schemas
 
     facts = {"base_ctr": data.facts.get("base_ctr", 0.05)}
     item_cols = [S.APP_ID, *[c for c in data.cold_items.columns if c != S.APP_ID]]
     msgs, fmts, ctx = [], [], []
-    for r, profs in enumerate(profiles):
+    for profs, batch in work:
         if not profs:
             continue
-        refd = [{"ref": f"u{i}", **p} for i, p in enumerate(profs)]
-        apps = [{c: a[c] for c in item_cols} for a in batches[r % len(batches)]]
+        refd = [{"ref": f"u{i}", **{f: p[f] for f in data.profile_fields}}
+                for i, p in enumerate(profs)]  # fmt: skip
+        ids_of = {f"u{i}": p.get(S.USER_ID) for i, p in enumerate(profs)}
+        apps = [{c: a[c] for c in item_cols} for a in batch]
         ids = [str(a[S.APP_ID]) for a in apps]
         fmts.append(
             schemas.response_format(
@@ -278,13 +286,13 @@ def _judge(
             if pset
             else generic_click_messages(data, apps, refd, facts)
         )
-        ctx.append((refd, apps, ids))
+        ctx.append((refd, apps, ids, ids_of))
     docs = _send(
         ccfg, _requests(endpoint.model, version, "clicks", msgs, fmts, seed), "clicks", figures,
         max_share,
     )  # fmt: skip
     out = []
-    for doc, (refd, apps, ids) in zip(docs, ctx, strict=True):
+    for doc, (refd, apps, ids, ids_of) in zip(docs, ctx, strict=True):
         v = schemas.validate_clicks(doc, [p["ref"] for p in refd], ids)
         drops.update(v.dropped)
         by_ref, by_app = {p["ref"]: p for p in refd}, {str(a[S.APP_ID]): a for a in apps}
@@ -293,8 +301,60 @@ def _judge(
             row = {f: prof[f] for f in data.profile_fields}
             row.update({f: app[f] for f in data.item_fields})
             row.update({S.APP_ID: j["app_id"], LABEL: j["clicked"], "click_prob": j["click_prob"]})
+            if ids_of[j["user"]] is not None:
+                row[S.USER_ID] = ids_of[j["user"]]
             out.append(row)
     return pd.DataFrame(out)
+
+
+def candidate_stage1(
+    data: EvalData,
+    settings: Settings,
+    endpoint: Endpoint,
+    candidates: pd.DataFrame,
+    *,
+    users_per_request: int,
+    seed: int,
+) -> Stage1:
+    """ColdLLM / LLM-Ins candidates mode: the LLM confirms or rejects (real user, cold app).
+
+    ``candidates``: one row per pair (``user_id``, the profile fields,
+    ``app_id``), e.g. the content tower's top N users of each cold app. One
+    request per app and ``users_per_request`` users, so the calls grow with
+    cold apps x N and never with the number of users; the rows keep the real
+    user's id and profile.
+    """
+    from llm_client import prompts
+    from llm_client.client import ClientConfig
+
+    need = [S.USER_ID, S.APP_ID, *data.profile_fields]
+    missing = [c for c in need if c not in candidates.columns]
+    if missing:
+        raise InputError(f"candidate pairs: missing columns {missing}; expected {need}")
+    items = {str(a[S.APP_ID]): a for a in data.cold_items.to_dict("records")}
+    unknown = sorted(set(candidates[S.APP_ID].astype(str)) - set(items))
+    if unknown:
+        raise InputError(f"candidate pairs: app_id {unknown[:5]} not among the cold items")
+    app_store = tuple(data.profile_fields) == S.PROFILE_FIELDS
+    pset = prompts.load_prompts(settings.synthesize.prompt_version) if app_store else None
+    version = pset.prompt_version if pset else "eval-generic-v1"
+    ccfg = ClientConfig.from_settings(settings.llm, endpoint.base_url, endpoint.model)
+    work = []
+    for app_id, group in candidates.groupby(S.APP_ID, sort=True):
+        profs = group[[S.USER_ID, *data.profile_fields]].to_dict("records")
+        for start in range(0, len(profs), users_per_request):
+            work.append((profs[start : start + users_per_request], [items[str(app_id)]]))
+    n_apps = int(candidates[S.APP_ID].nunique())
+    figures: dict[str, Any] = {
+        "mode": "candidates", "pairs": len(candidates), "cold_apps": n_apps,
+        "calls_per_cold_app": round(len(work) / max(n_apps, 1), 2),
+    }  # fmt: skip
+    drops: Counter = Counter()
+    rows = _judge(data, pset, endpoint, ccfg, version, work, seed, figures, drops,
+                  settings.llm.max_failure_share)  # fmt: skip
+    figures["dropped"] = dict(drops)
+    figures["rows"] = len(rows)
+    return Stage1(rows, f"llm:{endpoint.model}:candidates", figures)
 
 
 # -- SDV --------------------------------------------------------------------------

@@ -176,6 +176,7 @@ def train_window(inputs: TrainInputs, rc: RecmodelSettings, counts: dict[str, in
         lambda epoch: batches("train", rc.train.seed * 1_000 + epoch),
         lambda: batches("val", None),
         rc.train,
+        prune=(rc.prune_synthetic_share, rc.prune_warmup_epochs),
     )
     overall, cold = evaluate(model, batches("test", None))
     return {

@@ -12,7 +12,7 @@ import yaml
 from jobs.evaluation import cold_metrics as M
 from jobs.evaluation.cold_data import World, split_cold
 from jobs.platform import schema as S
-from jobs.platform.errors import EmptyInputError
+from jobs.platform.errors import EmptyInputError, InputError
 
 
 def _world(n_apps: int = 10, clicks: bool = True) -> World:
@@ -108,7 +108,8 @@ def test_description_vectors__missing_text_is_zero_and_recorded_cache_is_reused(
 TINY = {
     "cluster_k": 4, "exemplars_per_request": 3, "threads": 1,
     "cold_start": {"sim_rows": 8_000, "sim_users": 300, "sim_apps": 60, "epochs": 2,
-                   "dim": 8, "text_table": None, "k": 5},
+                   "dim": 8, "text_table": None, "k": 5, "candidates_per_app": 6,
+                   "candidate_users_per_request": 4},
 }  # fmt: skip
 
 
@@ -120,7 +121,7 @@ def test_evaluate_cold_start__tiny_simulator_run_writes_the_contract(spark, tmp_
            "evaluate": TINY}  # fmt: skip
     cfg.write_text(yaml.safe_dump(doc))
     out = tmp_path / "cs"
-    arms = "original,content,samplellm,oracle"
+    arms = "original,content,samplellm,coldllm,coldllm_prune,oracle"
     code = main(["--config", str(cfg), "--dataset", "simulator", "--protocol", "cold-start",
                  "--seed", "3", "--repeats", "2", "--arms", arms, "--out", str(out)])  # fmt: skip
 
@@ -135,3 +136,50 @@ def test_evaluate_cold_start__tiny_simulator_run_writes_the_contract(spark, tmp_
     assert table["oracle"]["mean"] > summary["random_recall"]
     assert summary["synthetic"]["samplellm"]["rows"] > 0
     assert "gap_closed" in table["samplellm"]
+    # candidates mode: 6 users per cold app in requests of 4 -> 2 calls per cold app
+    coldllm = summary["synthetic"]["coldllm"]
+    n_cold = summary["facts"]["cold_apps"]
+    assert coldllm["stage1"]["pairs"] == 6 * n_cold and coldllm["stage1"]["cold_apps"] == n_cold
+    assert coldllm["stage1"]["clicks_requests"] == 2 * n_cold
+    assert coldllm["stage1"]["calls_per_cold_app"] == 2.0
+    assert coldllm["rows"] > 0 and coldllm["stage2"]["ess_fraction"] > 0
+    assert "coldllm_prune" in table
+
+
+def test_content_candidates__top_n_distinct_training_users_per_cold_app() -> None:
+    from configs.settings import load_config
+    from jobs.evaluation.cold_start import content_candidates
+    from recmodel.two_tower import ItemCatalog
+
+    world = _world(n_apps=10)
+    split = split_cold(world, 0, 0.3, 0.1)
+    text = np.random.default_rng(1).normal(size=(len(world.catalog), 4))
+    catalog = ItemCatalog(world.catalog[[S.APP_ID, S.CATEGORY, S.PRICE, S.RATING]],
+                          (S.CATEGORY,), (S.PRICE, S.RATING), text)  # fmt: skip
+    settings = load_config(None)
+    cs = settings.evaluate.cold_start.model_copy(update={"candidates_per_app": 7, "epochs": 1})
+    settings = settings.model_copy(update={"evaluate": settings.evaluate.model_copy(
+        update={"cold_start": cs})})  # fmt: skip
+    pairs, facts = content_candidates(world, split, catalog, settings, seed=0)
+
+    assert facts == {"candidate_users": split.train[S.USER_ID].nunique(), "candidates_per_app": 7}
+    assert sorted(pairs[S.APP_ID].unique()) == split.cold_apps
+    assert (pairs.groupby(S.APP_ID)[S.USER_ID].nunique() == 7).all()
+    assert set(pairs[S.USER_ID]) <= set(split.train[S.USER_ID])
+    assert list(pairs.columns) == [S.USER_ID, S.INTEREST, S.APP_ID]
+
+
+def test_candidate_stage1__pairs_of_unknown_apps_or_without_profiles_are_errors() -> None:
+    from configs.settings import load_config
+    from jobs.evaluation.cold_data import eval_data
+    from jobs.evaluation.synth import candidate_stage1
+
+    world = _world(n_apps=10)
+    split = split_cold(world, 0, 0.3, 0.1)
+    data = eval_data(world, split)
+    pairs = pd.DataFrame({S.USER_ID: ["u1"], S.INTEREST: ["games"], S.APP_ID: ["a-new"]})
+    with pytest.raises(InputError, match=r"app_id \['a-new'\] not among the cold items"):
+        candidate_stage1(data, load_config(None), None, pairs, users_per_request=4, seed=0)
+    with pytest.raises(InputError, match=r"missing columns \['interest'\]"):
+        candidate_stage1(data, load_config(None), None, pairs.drop(columns=S.INTEREST),
+                         users_per_request=4, seed=0)  # fmt: skip

@@ -18,6 +18,7 @@ import pytest
 
 from jobs.platform import schema as S
 from jobs.platform.errors import InputError, SchemaMismatchError, TableNotFoundError
+from recmodel.data import SYNTHETIC
 
 REPO = Path(__file__).resolve().parents[2]
 DAYS = ("2026-11-21", "2026-11-22", "2026-11-23")
@@ -216,6 +217,7 @@ def test_train_inputs__recorded_versions_read_the_same_rows_after_a_rewrite(spar
     assert inputs.cold_apps == frozenset({"app_4"})
     before = pd.concat(list(frames_for(inputs, rc, "train")), ignore_index=True)
     assert set(before[S.WEIGHT]) > {1.0}
+    assert int(before[SYNTHETIC].sum()) == 12  # every synthetic row, flagged for pruning
     write_partition(_logs(spark, day, n=9, offset=900), logs, day)
     pins = {name: t["version"] for name, t in inputs.tables.items()}
     pinned, _ = resolve_inputs(settings, day, pins)

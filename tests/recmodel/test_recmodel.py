@@ -217,3 +217,38 @@ def test_interleave__alternates_sources_until_all_are_exhausted():
     frames = [pd.DataFrame({"x": [i]}) for i in range(5)]
     out = interleave(iter(frames[:3]), iter(frames[3:]))
     assert [int(f.x[0]) for f in out] == [0, 3, 1, 4, 2]
+
+
+def test_train_model__pruning_keeps_contradicting_synthetic_rows_out_of_the_loss():
+    """Real rows: red clicks 80%, blue 20%. Synthetic rows: half agree (red, click), half
+    are noise (blue, click). Pruning half of each batch's synthetic rows by loss after one
+    warm-up epoch drops the noise, so P(click | blue) stays near the real 20%."""
+    from configs.recmodel import TrainSettings
+    from recmodel.data import SYNTHETIC, encode_frame
+    from recmodel.prune import check_share
+    from recmodel.train import fit_in_memory
+
+    rng = np.random.default_rng(0)
+    color = rng.choice(["red", "blue"], 2_000)
+    clicked = rng.random(2_000) < np.where(color == "red", 0.8, 0.2)
+    real = pd.DataFrame({"color": color, "price": 1.0, S.CLICKED: clicked})
+    syn = pd.DataFrame({"color": ["red", "blue"] * 300, "price": 1.0, S.CLICKED: 1})
+    frame = pd.concat([real.assign(**{SYNTHETIC: False}), syn.assign(**{SYNTHETIC: True})],
+                      ignore_index=True).astype({S.CLICKED: int})  # fmt: skip
+    enc = FeatureEncoder.fit(frame, SPEC)
+    batch = encode_frame(enc, frame, S.CLICKED)
+    assert int(batch.syn.sum()) == 600
+    cfg = TrainSettings(epochs=6, batch_size=128, lr=0.05, patience=10, seed=1)
+
+    def p_blue(prune: tuple[float, int]) -> tuple[float, int]:
+        model = build_model(enc, ModelSettings(hidden=(8,)), seed=0)
+        report = fit_in_memory(model, batch, batch.slice(0, 500), cfg, prune)
+        cat, num = enc.transform(pd.DataFrame({"color": ["blue"], "price": [1.0]}))
+        return float(torch.sigmoid(model(cat, num).detach())[0]), sum(h["pruned"] for h in report.history)
+
+    plain, none_pruned = p_blue((0.0, 1))
+    pruned, dropped = p_blue((0.5, 1))
+    assert none_pruned == 0 and dropped > 0
+    assert pruned < 0.3 < plain
+    with pytest.raises(Exception, match=r"recmodel.prune_synthetic_share: 1\.5 is not in"):
+        check_share(1.5, "recmodel.prune_synthetic_share")
