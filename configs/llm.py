@@ -166,6 +166,19 @@ class SynthesizeSettings(_Strict):
     target_profiles: int = Field(default=500, ge=1)
     # Click judgement: the profiles of one profile request x this many cold apps.
     apps_per_click_request: int = Field(default=8, ge=1, le=50)
+    # Per-domain budgets (jobs/stage1/budgets.py): click requests split across the
+    # cold apps' categories in proportion to their cold apps ("equal": the same per
+    # category; "none": one pooled list), each category at least domain_min_requests.
+    domain_budget: Literal["proportional", "equal", "none"] = "proportional"
+    domain_min_requests: int = Field(default=1, ge=0)
+    # profiles: SampleLLM (invented users); candidates: ColdLLM / LLM-Ins (the LLM judges
+    # the content filter's top candidates_per_app real users of each cold app,
+    # candidate_users_per_request per request); both: the two row sets.
+    mode: Literal["profiles", "candidates", "both"] = "profiles"
+    candidates_per_app: int = Field(default=50, ge=1)
+    candidate_users_per_request: int = Field(default=10, ge=1, le=50)
+    # Delta table caching the apps' description vectors of the content filter; null: none.
+    text_table: str | None = None
     refine_rounds: int = Field(default=3, ge=1, le=5)
     refine_samples: int = Field(default=20, ge=1, le=200)
     seed: int = 7

@@ -25,6 +25,8 @@ from llm_client.client import ClientConfig, LLMRequest, run_batch
 
 PandasFn = Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]
 PROFILE_TASK, CLICK_TASK = "profile", "click"
+# Candidates mode (jobs.stage1.candidates): click judgements of (real user, cold app) pairs.
+CANDIDATE_TASK = "candidate"
 
 REQUEST_DDL = (
     "request_hash string, request_idx long, task string, body string, "
@@ -95,7 +97,7 @@ def profile_plan_fn(spec: RequestSpec) -> PandasFn:
                 ids = [int(e[S.CLUSTER_ID]) for e in exemplars]
                 keys = [list(schemas.profile_key(e)) for e in exemplars]
                 rows.append((key, int(idx), PROFILE_TASK, body, ids, json.dumps(keys)))
-            yield pd.DataFrame(rows, columns=_cols(REQUEST_DDL))
+            yield pd.DataFrame(rows, columns=columns(REQUEST_DDL))
 
     return fn
 
@@ -122,7 +124,7 @@ def click_plan_fn(
                 key, body = spec.request(CLICK_TASK, int(idx), msgs, fmt)
                 context = json.dumps({"profiles": profiles, "app_ids": app_ids})
                 rows.append((key, int(idx), CLICK_TASK, body, [], context))
-            yield pd.DataFrame(rows, columns=_cols(REQUEST_DDL))
+            yield pd.DataFrame(rows, columns=columns(REQUEST_DDL))
 
     return fn
 
@@ -167,7 +169,8 @@ def _status(r: Any) -> str:
     return cache.STATUS_OK if r.success else cache.STATUS_ERROR
 
 
-def _cols(ddl: str) -> list[str]:
+def columns(ddl: str) -> list[str]:
+    """Column names of a DDL string (the frames a mapInPandas function yields)."""
     return [c.strip().split(" ")[0] for c in ddl.split(", ") if c.strip()]
 
 
@@ -183,7 +186,7 @@ def _drops(counter: dict[str, int], width: int, key: str = "drop_reason") -> lis
 
 def profile_parse_fn() -> PandasFn:
     """Cached replies -> valid profile rows + per-reason drop rows."""
-    width = len(_cols(PROFILE_ROWS_DDL))
+    width = len(columns(PROFILE_ROWS_DDL))
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
@@ -202,14 +205,14 @@ def profile_parse_fn() -> PandasFn:
                         (rec.request_hash, rec.request_idx, pid, *values, ids, rec.model, None, 1)
                     )
                 rows += _drops(out.dropped, width)
-            yield pd.DataFrame(rows, columns=_cols(PROFILE_ROWS_DDL))
+            yield pd.DataFrame(rows, columns=columns(PROFILE_ROWS_DDL))
 
     return fn
 
 
 def click_parse_fn() -> PandasFn:
     """Cached click replies -> synthetic rows (one per valid judgement) + drop rows."""
-    width = len(_cols(CLICK_ROWS_DDL))
+    width = len(columns(CLICK_ROWS_DDL))
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
@@ -232,7 +235,7 @@ def click_parse_fn() -> PandasFn:
                         )
                     )  # fmt: skip
                 rows += _drops(out.dropped, width)
-            yield pd.DataFrame(rows, columns=_cols(CLICK_ROWS_DDL))
+            yield pd.DataFrame(rows, columns=columns(CLICK_ROWS_DDL))
 
     return fn
 

@@ -215,7 +215,7 @@ def llm_stage1(
     seed: int,
 ) -> Stage1:
     """Profiles from exemplars (``cluster`` or ``random``), then click judgements on cold items."""
-    from jobs.stage1.synthesize import app_batches
+    from jobs.stage1.budgets import app_batches
     from llm_client import prompts, schemas
     from llm_client.client import ClientConfig
 

@@ -14,6 +14,12 @@ Every request is built in Spark and sent from the executors
 request hash, one committed wave at a time, so a re-run or a run killed
 half-way never pays twice for a cached request.
 Requests carry a per-request seed, so a replay reproduces.
+
+``synthesize.mode``: ``profiles`` (the above), ``candidates`` (ColdLLM /
+LLM-Ins: the LLM judges the content filter's top N real users of each cold app,
+``jobs.stage1.candidates``; rows keep the real user's context) or ``both``.
+Profile mode's click requests are split across the cold apps' categories
+(``jobs.stage1.budgets``), so no cold category starves.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.platform import schema as S
 from jobs.platform.errors import EmptyInputError, InputError, LLMError, ValidationFailedError
+from jobs.stage1.budgets import plan_batches
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -171,13 +178,6 @@ def cold_apps(apps: DataFrame, limit: int = 5_000) -> list[dict[str, Any]]:
     if len(rows) > limit:
         raise InputError(f"table ref.apps: more than {limit} cold-start apps; raise the limit")
     return [r.asDict() for r in sorted(rows, key=lambda r: r[S.APP_ID])]
-
-
-def app_batches(apps: Sequence[dict], size: int, seed: int) -> list[list[dict]]:
-    """Seeded shuffle, then fixed batches: click request r judges batch r mod n."""
-    order = list(apps)
-    random.Random(seed).shuffle(order)
-    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 # -- calling with the cache ---------------------------------------------------
@@ -344,7 +344,12 @@ def click_plan(profiles: DataFrame, spec: RequestSpec, batches: list, facts: dic
 
 
 def synthetic_rows(
-    plan: DataFrame, apps: DataFrame, settings: Settings, run: RunLog, version: str
+    plan: DataFrame,
+    apps: DataFrame,
+    settings: Settings,
+    run: RunLog,
+    version: str,
+    prefix: str = "click.",
 ) -> DataFrame:
     """Click replies -> stage.synthetic_raw rows (app fields from ref.apps)."""
     from pyspark import StorageLevel
@@ -357,11 +362,57 @@ def synthetic_rows(
     )
     parsed = replies.mapInPandas(click_parse_fn(), CLICK_ROWS_DDL)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
-    _count_drops(parsed, run, "click.")
+    _count_drops(parsed, run, prefix)
     valid = parsed.where(F.col("drop_reason").isNull()).drop("drop_reason", "n")
     app_cols = apps.select(S.APP_ID, S.CATEGORY, S.PRICE, S.RATING)
     rows = valid.join(F.broadcast(app_cols), S.APP_ID).withColumn("prompt_version", F.lit(version))
     return rows
+
+
+def synthesize_candidates(spark: SparkSession, settings: Settings, ds: str, run: RunLog,
+                          spec: RequestSpec, cfg: ClientConfig, version: str, apps: DataFrame,
+                          cold: list[dict], facts: dict) -> DataFrame:  # fmt: skip
+    """Candidates mode: content filter -> click requests of real users -> rows, real context."""
+    from pyspark import StorageLevel
+
+    from jobs.platform.tables import read_table
+    from jobs.stage1.candidates import candidate_pairs, candidate_plan, with_real_context
+    from spark_udfs.llm_calls import CANDIDATE_TASK
+
+    syn, writer, tables = settings.synthesize, settings.io.delta_writer, settings.tables
+    name, real = _real_day(spark, settings, ds)
+    clusters = read_table(spark, settings.table_path(tables.user_clusters), ds, writer)
+    pairs, figures = candidate_pairs(real, clusters, apps, cold, syn.candidates_per_app,
+                                     syn.text_table)  # fmt: skip
+    pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+    n_pairs = pairs.count()
+    if n_pairs == 0:
+        raise EmptyInputError(f"table {name}: no user with a click on ds={ds}; candidates mode "
+                              "needs clicked apps to describe a user")  # fmt: skip
+    plan = candidate_plan(pairs, spec, cold, facts, syn.candidate_users_per_request,
+                          syn.candidates_per_app).persist()  # fmt: skip
+    call_uncached(plan, cfg, settings, ds, run, task=CANDIDATE_TASK, version=version)
+    rows = synthetic_rows(plan, apps, settings, run, version, prefix="candidate.")
+    n_requests = int(run.figures.get(f"{CANDIDATE_TASK}_requests", 0))
+    run.add(**figures, candidate_pairs=n_pairs, candidate_source=name,
+            candidate_calls_per_cold_app=round(n_requests / max(len(cold), 1), 2))  # fmt: skip
+    return with_real_context(rows, pairs).select(*SYNTHETIC_RAW_COLUMNS)
+
+
+def _real_day(spark: SparkSession, settings: Settings, ds: str) -> tuple[str, DataFrame]:
+    """(name, rows) of the day's real impressions: the sample if written, else the raw logs."""
+    from jobs.platform.tables import partition_exists, read_table
+
+    writer, tables = settings.io.delta_writer, settings.tables
+    sampled = settings.table_path(tables.sampled_logs)
+    name = tables.sampled_logs if partition_exists(spark, sampled, ds, writer) else tables.user_logs
+    return name, read_table(spark, settings.table_path(name), ds, writer)
+
+
+def _warn(run: RunLog, ds: str, note: str) -> None:
+    """A warning in the log and in the run report (never a log line only)."""
+    log.warning("synthesize ds=%s: %s", ds, note)
+    run.add(warnings=[*run.figures.get("warnings", []), note])
 
 
 def with_context(
@@ -371,13 +422,11 @@ def with_context(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from jobs.platform.tables import partition_exists, read_table
+    from jobs.platform.tables import read_table
     from jobs.stage1.context import FALLBACK, fill_context
 
     writer, tables = settings.io.delta_writer, settings.tables
-    sampled = settings.table_path(tables.sampled_logs)
-    name = tables.sampled_logs if partition_exists(spark, sampled, ds, writer) else tables.user_logs
-    real = read_table(spark, settings.table_path(name), ds, writer)
+    name, real = _real_day(spark, settings, ds)
     clusters = read_table(spark, settings.table_path(tables.user_clusters), ds, writer)
     filled = fill_context(rows, real, clusters, settings.synthesize.seed, source=name)
     filled = filled.persist(StorageLevel.MEMORY_AND_DISK)
@@ -386,8 +435,7 @@ def with_context(
     if fallback:
         note = (f"{fallback} synthetic rows got their context from the whole day: their "
                 f"exemplar cluster had no real rows with the same label in {name}")  # fmt: skip
-        log.warning("synthesize ds=%s: %s", ds, note)
-        run.add(warnings=[*run.figures.get("warnings", []), note])
+        _warn(run, ds, note)
     return filled.select(*SYNTHETIC_RAW_COLUMNS)
 
 
@@ -433,7 +481,8 @@ def synthesize_day(
     refine: bool = False,
     requests: int | None = None,
 ) -> DataFrame:
-    """Extract -> profile requests -> calls -> profiles -> click requests -> calls -> rows."""
+    """Profiles: extract -> profile requests -> calls -> profiles -> click requests -> calls
+    -> rows; candidates: content filter -> click requests of real users -> calls -> rows."""
     from pyspark.sql import functions as F
 
     from jobs.platform.tables import read_table
@@ -448,24 +497,8 @@ def synthesize_day(
     version = prompts_.prompt_version
     spec = request_spec(settings, ep, prompts_, ds)
     cfg = ep.client_config(settings.llm, settings.llm.effective().partition_concurrency)
-    q = requests or syn.requests or math.ceil(syn.target_profiles / syn.rows_per_request)
-    per_cluster = {
-        int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()
-    }  # one row per cluster: bounded by the cluster count, not the day
-    if not per_cluster:
-        raise EmptyInputError(f"table {settings.tables.seeds}: no seeds for ds={ds}")
-    slots = allocate_slots(per_cluster, q, syn.exemplars_per_request, syn.seed)
-    plan = exemplar_plan(seeds, slots, q, syn.seed).mapInPandas(profile_plan_fn(spec), REQUEST_DDL)
-    plan = plan.persist()
-    call_uncached(plan, cfg, settings, ds, run, task=PROFILE_TASK, version=version)
-    profiles = synthesize_profiles(plan, seeds, settings, run).persist()
     facts = {"base_ctr": round(ctr, 5), "source": ctr_source}
-    batches = app_batches(cold_apps(apps), syn.apps_per_click_request, syn.seed)
-    clicks = click_plan(profiles, spec, batches, facts).persist()
-    call_uncached(clicks, cfg, settings, ds, run, task=CLICK_TASK, version=version)
-    rows = with_context(
-        spark, settings, ds, synthetic_rows(clicks, apps, settings, run, version), run
-    )
+    cold = cold_apps(apps)
     run.add(
         model=ep.model,
         model_identity=ep.cache_model,
@@ -474,10 +507,38 @@ def synthesize_day(
         prompt_version=version,
         instruction_hash=text_hash(prompts_.instruction),
         base_ctr=round(ctr, 5),
-        requests=q,
-        clusters=len(per_cluster),
-        profiles=profiles.count(),
+        mode=syn.mode,
     )
+    parts = []
+    if syn.mode in ("profiles", "both"):
+        q = requests or syn.requests or math.ceil(syn.target_profiles / syn.rows_per_request)
+        per_cluster = {
+            int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()
+        }  # one row per cluster: bounded by the cluster count, not the day
+        if not per_cluster:
+            raise EmptyInputError(f"table {settings.tables.seeds}: no seeds for ds={ds}")
+        slots = allocate_slots(per_cluster, q, syn.exemplars_per_request, syn.seed)
+        plan = exemplar_plan(seeds, slots, q, syn.seed).mapInPandas(
+            profile_plan_fn(spec), REQUEST_DDL
+        )
+        plan = plan.persist()
+        call_uncached(plan, cfg, settings, ds, run, task=PROFILE_TASK, version=version)
+        profiles = synthesize_profiles(plan, seeds, settings, run).persist()
+        domains = plan_batches(cold, syn.apps_per_click_request, q, syn.domain_budget,
+                               syn.domain_min_requests, syn.seed)  # fmt: skip
+        for note in domains.warnings:
+            _warn(run, ds, note)
+        clicks = click_plan(profiles, spec, domains.batches, facts).persist()
+        call_uncached(clicks, cfg, settings, ds, run, task=CLICK_TASK, version=version)
+        parts.append(with_context(
+            spark, settings, ds, synthetic_rows(clicks, apps, settings, run, version), run
+        ))  # fmt: skip
+        run.add(requests=q, clusters=len(per_cluster), profiles=profiles.count(),
+                domain_budget=syn.domain_budget, **domains.figures())  # fmt: skip
+    if syn.mode in ("candidates", "both"):
+        parts.append(synthesize_candidates(spark, settings, ds, run, spec, cfg, version, apps,
+                                           cold, facts))  # fmt: skip
+    rows = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
     return rows.withColumn(S.DS, F.lit(ds))
 
 
@@ -527,7 +588,8 @@ def record_lineage(settings: Settings, ds: str, ep: Endpoint, run: RunLog, versi
     """What is constant over ``stage.synthetic_raw[ds]``: run, endpoint, model, prompt."""
     from jobs.platform.lineage import write_lineage
 
-    keys = ("model", "standin", "prompt_version", "instruction_hash", "rows_out", "clusters")
+    keys = ("model", "standin", "prompt_version", "instruction_hash", "rows_out", "clusters",
+            "mode")  # fmt: skip
     doc = {k: run.figures.get(k) for k in keys}
     doc.update(run_id=run.run_id, endpoint=ep.base_url, table_version=version)
     doc["row_lineage"] = ["model", "prompt_version", "exemplar_cluster_ids", "request_hash"]

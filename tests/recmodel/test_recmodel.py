@@ -244,7 +244,8 @@ def test_train_model__pruning_keeps_contradicting_synthetic_rows_out_of_the_loss
         model = build_model(enc, ModelSettings(hidden=(8,)), seed=0)
         report = fit_in_memory(model, batch, batch.slice(0, 500), cfg, prune)
         cat, num = enc.transform(pd.DataFrame({"color": ["blue"], "price": [1.0]}))
-        return float(torch.sigmoid(model(cat, num).detach())[0]), sum(h["pruned"] for h in report.history)
+        p = float(torch.sigmoid(model(cat, num).detach())[0])
+        return p, sum(h["pruned"] for h in report.history)
 
     plain, none_pruned = p_blue((0.0, 1))
     pruned, dropped = p_blue((0.5, 1))

@@ -195,6 +195,12 @@ def test_synthesize_day__contract_rows_and_invalid_items_counted(spark, contract
     assert run.dropped["profile.copy_of_seed"] >= Q
     assert run.dropped["click.wrong_type"] == Q
     assert run.dropped["click.unknown_app_id"] == Q
+    # Per-domain budgets: every category with cold apps got a click request (Q >= categories).
+    cold = run.figures["domain_cold_apps"]
+    assert run.figures["domain_budget"] == "proportional" and sum(cold.values()) > 0
+    assert set(run.figures["domain_requests"]) == set(cold)
+    assert all(run.figures["domain_requests"][c] >= 1 for c in cold) and len(cold) <= Q
+    assert {r[S.CATEGORY] for r in rows} <= set(cold)
 
 
 def test_synthesize_day__rerun_is_served_from_cache(spark, contract_run, standin):
@@ -278,6 +284,67 @@ def test_synthesize_cli__killed_run_resumes_without_repeating_calls(spark, day, 
     assert not cached & set(again), "a cached request was sent again"
     assert len(set(first) | set(again)) == 2 * Q
     assert run.figures["profile_requests_cached"] == Q
+
+
+def test_synthesize_day__candidates_mode_judges_real_users_with_their_own_context(
+    spark, day, standin
+):
+    """mode both: profile rows as before, plus the content filter's top N real users of
+    every cold app judged by the LLM, ceil(N / users per request) calls per cold app."""
+    import numpy as np
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from recmodel.text_embed import description_vectors
+
+    reset(standin)
+    base = _settings(day, standin, "candidates", wave_size=64)
+    n, per = 5, 2
+    syn = base.synthesize.model_copy(update={"mode": "both", "candidates_per_app": n,
+                                             "candidate_users_per_request": per})  # fmt: skip
+    settings = base.model_copy(update={"synthesize": syn})
+    run, n_rows = _run(spark, settings, standin)
+
+    apps = read_table(spark, settings.table_path(settings.tables.apps)).toPandas()
+    cold = sorted(apps.loc[apps[S.IS_COLD_START], S.APP_ID])
+    assert run.figures["candidate_requests"] == 3 * len(cold)
+    assert run.figures["candidate_calls_per_cold_app"] == 3.0
+    assert admin(standin, "/admin/stats")["calls"] == 2 * Q + 3 * len(cold)
+    out = read_table(spark, settings.table_path(settings.tables.synthetic_raw), DS).toPandas()
+    assert len(out) == n_rows
+    cand = out[out[S.SYNTH_ID].str.startswith("cand:")].copy()
+    assert 0 < len(cand) < len(out)  # both modes wrote rows
+    cand[S.USER_ID] = cand[S.SYNTH_ID].str.split(":").str[1]
+    assert (cand.groupby(S.APP_ID)[S.USER_ID].nunique() <= n).all()
+
+    # Each row is the real user: profile and context of their first impression, own cluster.
+    logs = read_table(spark, settings.table_path(settings.tables.user_logs), DS)
+    first = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_ID)
+    real = (logs.withColumn("_n", F.row_number().over(first)).where("_n = 1")
+            .select(S.USER_ID, *S.PROFILE_FIELDS, *S.CONTEXT_FIELDS).toPandas())  # fmt: skip
+    clusters = read_table(spark, settings.table_path(settings.tables.user_clusters), DS)
+    cluster_of = dict(clusters.select(S.USER_ID, S.CLUSTER_ID).toPandas().to_numpy())
+    got = cand.merge(real, on=S.USER_ID, suffixes=("", "_real"))
+    assert len(got) == len(cand)
+    for f in (*S.PROFILE_FIELDS, *S.CONTEXT_FIELDS):
+        assert (got[f] == got[f"{f}_real"]).all(), f
+    assert all(list(c) == [cluster_of[u]] for u, c in
+               zip(cand[S.USER_ID], cand["exemplar_cluster_ids"], strict=True))  # fmt: skip
+
+    # The candidates are the top N by cosine of app description vs the user's clicked apps.
+    clicks = logs.where(F.col(S.CLICKED) == 1).select(S.USER_ID, S.APP_ID).distinct().toPandas()
+    vec = dict(zip(apps[S.APP_ID], description_vectors(apps, None).vectors, strict=True))
+    users = sorted(clicks[S.USER_ID].unique())
+    u = np.stack([np.mean([vec[a] for a in g[S.APP_ID]], axis=0)
+                  for _, g in clicks.groupby(S.USER_ID, sort=True)])  # fmt: skip
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    for app in cold[:10]:
+        scores = u @ vec[app]
+        nth = np.sort(scores)[::-1][n - 1]
+        score_of = dict(zip(users, scores, strict=True))
+        judged = cand.loc[cand[S.APP_ID] == app, S.USER_ID]
+        # The LLM may drop a judgement, never add a user below the N-th best score.
+        assert all(score_of[x] >= nth - 1e-5 for x in judged), app
 
 
 def test_refine_instruction__rounds_stored_and_used_by_daily_runs(day, standin, tmp_path):
