@@ -58,10 +58,15 @@ REGISTRY: dict[str, dict[str, object]] = {
 
 
 def _head() -> str:
+    """The commit measured; ``-dirty`` when code differs from it (results files do not count:
+    the benchmarks write them)."""
     out = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     )
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", ":(exclude)benchmarks/results"],
+        cwd=REPO, capture_output=True,
+    )  # fmt: skip
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
@@ -69,7 +74,7 @@ def run_one(name: str, spec: dict[str, object]) -> bool:
     """Run one benchmark; write its result file only when it succeeded."""
     script = REPO / "benchmarks" / f"{spec.get('script', name)}.py"
     cmd = [sys.executable, str(script), *[str(a) for a in spec["args"]]]  # type: ignore[union-attr]
-    load_before, start = os.getloadavg(), time.monotonic()
+    load_before, start, head = os.getloadavg(), time.monotonic(), _head()
     print(f"[regenerate] {name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
@@ -83,7 +88,7 @@ def run_one(name: str, spec: dict[str, object]) -> bool:
         return False
     doc = {
         "benchmark": name,
-        "commit": _head(),
+        "commit": head if head == _head() else f"{head} (code changed while it ran)",
         "command": "python " + " ".join([f"benchmarks/{script.name}", *cmd[2:]]),
         "wall_s": round(time.monotonic() - start, 1),
         "loadavg_before": [round(x, 2) for x in load_before],
