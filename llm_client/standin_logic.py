@@ -165,8 +165,8 @@ def make_clicks(
     schema: dict, system: str, user: str, rng: random.Random, embedder: Embedder
 ) -> dict[str, Any]:
     """Similarity of profile and app texts, calibrated to the prompt's base CTR."""
-    props = schema["properties"]["judgements"]["items"]["properties"]
-    refs, app_ids = props["user"]["enum"], props["app_id"]["enum"]
+    pairs = schemas.click_pairs(schema)
+    refs, app_ids = schemas.click_ids(schema)
     lists = [d for d in data_lines(user) if isinstance(d, list)]
     items = [x for lst in lists for x in lst if isinstance(x, dict)]
     apps = {a["app_id"]: a for a in items if "app_id" in a}
@@ -177,12 +177,12 @@ def make_clicks(
         [users.get(r, {}) for r in refs], [apps.get(a, {}) for a in app_ids], ctr, embedder
     )
     out = []
-    for i, ref in enumerate(refs):
-        for j, app in enumerate(app_ids):
-            p = float(probs[i, j])
-            out.append(
-                {"user": ref, "app_id": app, "clicked": rng.random() < p, "click_prob": round(p, 2)}
-            )
+    row, col = {r: i for i, r in enumerate(refs)}, {a: j for j, a in enumerate(app_ids)}
+    for ref, app in pairs:  # the schema's slot order
+        p = float(probs[row[ref], col[app]])
+        out.append(
+            {"user": ref, "app_id": app, "clicked": rng.random() < p, "click_prob": round(p, 2)}
+        )
     return {"judgements": out}
 
 

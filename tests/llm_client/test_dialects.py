@@ -96,8 +96,9 @@ def _numbers(schema: dict, path: str = "") -> list[tuple[str, dict]]:
     if schema.get("type") in ("number", "integer"):
         return [(path, schema)]
     subs = list(schema.get("properties", {}).items())
-    if "items" in schema:
+    if isinstance(schema.get("items"), dict):
         subs.append(("[]", schema["items"]))
+    subs += [(f"[{i}]", slot) for i, slot in enumerate(schema.get("prefixItems", []))]
     return [n for key, sub in subs for n in _numbers(sub, f"{path}.{key}")]
 
 
@@ -105,11 +106,26 @@ def test_schemas__every_number_is_an_enum_so_grammars_bound_it():
     """llama.cpp's JSON-schema grammar ignores minimum/maximum; an enum it honours."""
     found = [n for schema in (schemas.profile_schema(5), schemas.click_schema(["u0"], ["a1"]),
                               schemas.refine_schema()) for n in _numbers(schema)]  # fmt: skip
-    assert [p for p, _ in found] == [".judgements.[].click_prob"]
+    assert [p for p, _ in found] == [".judgements.[0].click_prob"]
     for _, spec in found:
         assert spec.get("enum"), spec
         assert min(spec["enum"]) == 0 and max(spec["enum"]) == 1
     assert schemas.max_chars(found[0][1]) == 4  # "0.05": a tight max_tokens
+
+
+def test_click_schema__one_fixed_slot_per_pair_so_no_pair_repeats_or_goes_missing():
+    """A tuple of (user, app) slots with const ids: the model writes each pair once."""
+    schema = schemas.click_schema(["u0", "u1"], ["a1", "a2", "a3"])
+    array = schema["properties"]["judgements"]
+    assert array["items"] is False and array["minItems"] == array["maxItems"] == 6
+    assert schemas.click_pairs(schema) == [(u, a) for u in ("u0", "u1") for a in ("a1", "a2", "a3")]
+    assert schemas.click_ids(schema) == (["u0", "u1"], ["a1", "a2", "a3"])
+    longest = {"judgements": [{"user": u, "app_id": a, "clicked": False, "click_prob": 0.55}
+                              for u, a in schemas.click_pairs(schema)]}  # fmt: skip
+    assert schemas.max_chars(schema) >= len(json.dumps(longest, separators=(",", ":")))
+    assert schemas.max_chars(schema) < 2 * len(json.dumps(longest, separators=(",", ":")))
+    with pytest.raises(ValueError, match="open items"):
+        schemas.max_chars({**array, "items": {"type": "boolean"}})
 
 
 def test_schemas__max_tokens_covers_the_longest_reply():
