@@ -100,12 +100,8 @@ class MixedDeltaDataset(IterableDataset):
                 frame = frame[np.asarray(self.keep_real(frame), dtype=bool)]
                 if not len(frame):
                     continue
-            syn = source is self.synthetic
-            if source.weight is None:
-                yield frame.assign(**{S.WEIGHT: 1.0, SYNTHETIC: syn})
-            else:
-                weights = frame.pop(source.weight)
-                yield frame.assign(**{S.WEIGHT: weights, SYNTHETIC: syn})
+            weights = 1.0 if source.weight is None else frame.pop(source.weight)
+            yield frame.assign(**{S.WEIGHT: weights, SYNTHETIC: source is self.synthetic})
 
     def frames(self, shard: tuple[int, int] = (0, 1)) -> Iterator[pd.DataFrame]:
         """The mixed frames before shuffling (real first, then alternating)."""

@@ -43,10 +43,13 @@ def keep_mask(per_row: torch.Tensor, synthetic: torch.Tensor, share: float) -> t
 
 def pruned_mean(per_row: torch.Tensor, synthetic: torch.Tensor | None, share: float,
                 weights: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:  # fmt: skip
-    """(weighted mean loss over the kept rows, rows pruned) of one batch."""
+    """(weighted mean loss over the kept rows, rows pruned) of one batch.
+
+    With ``share`` 0 or no ``synthetic`` flags it is the plain weighted mean.
+    """
     w = torch.ones_like(per_row) if weights is None else weights
-    if synthetic is None or share <= 0:
-        return (w * per_row).sum() / w.sum().clamp_min(1e-12), 0
-    keep = keep_mask(per_row, synthetic, share)
-    w = w * keep
-    return (w * per_row).sum() / w.sum().clamp_min(1e-12), int((~keep).sum())
+    pruned = 0
+    if synthetic is not None and share > 0:
+        keep = keep_mask(per_row, synthetic, share)
+        w, pruned = w * keep, int((~keep).sum())
+    return (w * per_row).sum() / w.sum().clamp_min(1e-12), pruned

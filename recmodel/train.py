@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from configs.recmodel import TrainSettings
 from recmodel.model import RecallModel
+from recmodel.prune import pruned_mean
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,17 @@ class Batch:
 
 
 def weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """sum_i w_i * BCE_i / sum_i w_i: equals plain mean BCE when every weight is 1."""
-    per_row = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    return (w * per_row).sum() / w.sum().clamp_min(1e-12)
+    """sum_i w_i * BCE_i / sum_i w_i: equals plain mean BCE when every weight is 1.
+
+    The training loss is this mean after pruning (``recmodel.prune.pruned_mean``,
+    which is this with no share pruned).
+    """
+    return pruned_mean(bce_rows(logits, y), None, 0.0, w)[0]
+
+
+def bce_rows(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-row binary cross-entropy of logits."""
+    return F.binary_cross_entropy_with_logits(logits, y, reduction="none")
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,7 @@ def train_model(
     """
     import time
 
-    from recmodel.prune import check_share, pruned_mean
+    from recmodel.prune import check_share
 
     check_share(prune[0], "recmodel.prune_synthetic_share")
     start = time.monotonic()
@@ -173,13 +182,8 @@ def train_model(
         share = prune[0] if epoch >= prune[1] else 0.0
         for b in epoch_batches(epoch):
             opt.zero_grad(set_to_none=True)
-            logits = model(b.cat, b.num)
-            if share > 0 and b.syn is not None:
-                per_row = F.binary_cross_entropy_with_logits(logits, b.y, reduction="none")
-                loss, n = pruned_mean(per_row, b.syn, share, b.w)
-                pruned += n
-            else:
-                loss = weighted_bce(logits, b.y, b.w)
+            loss, n = pruned_mean(bce_rows(model(b.cat, b.num), b.y), b.syn, share, b.w)
+            pruned += n
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"training loss became {value} at epoch {epoch}")

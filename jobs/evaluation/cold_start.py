@@ -54,7 +54,7 @@ from jobs.platform.errors import InputError
 if TYPE_CHECKING:
     from configs.settings import Settings
     from jobs.evaluation.arms import ArmData
-    from recmodel.two_tower import ItemCatalog
+    from recmodel.two_tower import ItemCatalog, TwoTowerConfig
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,16 @@ def synthetic_arms(spark: Any, world: World, split: ColdSplit, settings: Setting
     return {n: a for n, a in built.items() if n in needed}, info
 
 
+def tower_config(settings: Settings, seed: int, **arm: Any) -> TwoTowerConfig:
+    """The two-tower config of ``evaluate.cold_start`` plus one arm's switches."""
+    from recmodel.two_tower import TwoTowerConfig
+
+    cs = settings.evaluate.cold_start
+    return TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, epochs=cs.epochs,
+                          batch_size=cs.batch_size, lr=cs.lr, max_rows=cs.max_rows, seed=seed,
+                          prune_warmup=cs.prune_warmup, **arm)  # fmt: skip
+
+
 def content_candidates(
     world: World, split: ColdSplit, catalog: ItemCatalog, settings: Settings, seed: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -184,12 +194,10 @@ def content_candidates(
     description, category and numeric fields (its id is unseen, so out of
     vocabulary). Returns (pairs: user_id + profile fields + app_id, figures).
     """
-    from recmodel.two_tower import TwoTowerConfig, TwoTowerModel, top_users
+    from recmodel.two_tower import TwoTowerModel, top_users
 
     cs = settings.evaluate.cold_start
-    cfg = TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, use_text=True, epochs=cs.epochs,
-                         batch_size=cs.batch_size, lr=cs.lr, max_rows=cs.max_rows,
-                         seed=seed)  # fmt: skip
+    cfg = tower_config(settings, seed, use_text=True)
     fields = list(world.profile_fields)
     model = TwoTowerModel(catalog, world.profile_fields, cfg)
     model.fit(split.train[[*fields, S.APP_ID, LABEL]])
@@ -233,15 +241,12 @@ def model_scores(arm: str, world: World, split: ColdSplit, catalog: ItemCatalog,
                  syn: dict[str, ArmData], ev: Evaluator, settings: Settings,
                  seed: int) -> np.ndarray:  # fmt: skip
     """Train the arm's two-tower model once; scores of the test users x catalogue."""
-    from recmodel.two_tower import TwoTowerConfig, TwoTowerModel
+    from recmodel.two_tower import TwoTowerModel
 
     cs = settings.evaluate.cold_start
     spec = MODEL_ARMS[arm]
-    cfg = TwoTowerConfig(dim=cs.dim, id_dropout=cs.id_dropout, use_text=spec.text,
-                         use_id=spec.use_id, epochs=cs.epochs, batch_size=cs.batch_size,
-                         lr=cs.lr, max_rows=cs.max_rows, seed=seed,
-                         prune_share=cs.prune_share if spec.prune else 0.0,
-                         prune_warmup=cs.prune_warmup)  # fmt: skip
+    cfg = tower_config(settings, seed, use_text=spec.text, use_id=spec.use_id,
+                       prune_share=cs.prune_share if spec.prune else 0.0)  # fmt: skip
     source = syn.get(spec.source) if spec.source else None
     rows, w, y = _training_rows(split, source, spec.weighted, world.profile_fields,
                                 cs.soft_labels)  # fmt: skip
