@@ -158,8 +158,12 @@ class LLMSettings(_Strict):
 class SynthesizeSettings(_Strict):
     """SampleLLM stage 1: exemplars per request (a), rows per request (b), Q."""
 
-    prompt_version: str = "v1"
+    # v2 = v1 + labelled examples in the click prompt (configs/prompts/v2/BASE).
+    prompt_version: str = "v2"
     exemplars_per_request: int = Field(default=10, ge=1, le=50)
+    # Labelled real impressions (seed users' own, on warm apps, half clicked) shown in
+    # each click request; 0: zero-shot (the only choice for a version without $examples).
+    click_exemplars: int = Field(default=4, ge=0, le=20)
     rows_per_request: int = Field(default=5, ge=1, le=50)
     # Q: profile requests per day; None derives it from target_profiles / b.
     requests: int | None = Field(default=None, ge=1)
@@ -181,4 +185,7 @@ class SynthesizeSettings(_Strict):
     text_table: str | None = None
     refine_rounds: int = Field(default=3, ge=1, le=5)
     refine_samples: int = Field(default=20, ge=1, le=200)
+    # Instruction selection (paper 2.3): profile requests per candidate instruction
+    # (every refinement round, the template included) to score it; 0: the last round.
+    select_requests: int = Field(default=2, ge=0, le=20)
     seed: int = 7

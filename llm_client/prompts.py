@@ -89,14 +89,37 @@ class PromptSet:
 
 @lru_cache(maxsize=8)
 def load_prompts(version: str) -> PromptSet:
-    """Read ``configs/prompts/<version>/*.txt``; ConfigError naming a missing file."""
-    root = resources.files("configs") / "prompts" / version
-    templates = {}
-    for name in TEMPLATES:
-        path = root / f"{name}.txt"
-        if not path.is_file():
-            raise ConfigError(f"prompt template {path}: file not found (synthesize.prompt_version)")
-        templates[name] = path.read_text(encoding="utf-8")
+    """Read ``configs/prompts/<version>/*.txt``; ConfigError naming a missing file.
+
+    A version directory may hold a ``BASE`` file naming the version it extends:
+    templates it does not hold come from there, so a new version states only
+    what it changes (and the old one stays byte-for-byte what its rows record).
+    """
+    templates: dict[str, str] = {}
+    seen: list[str] = []
+    current: str | None = version
+    while current is not None:
+        if current in seen:
+            raise ConfigError(f"prompt version {version}: BASE cycle {' -> '.join(seen)}")
+        seen.append(current)
+        root = resources.files("configs") / "prompts" / current
+        if not root.is_dir():
+            raise ConfigError(
+                f"prompt version {current}: configs/prompts/{current}/ not found "
+                "(synthesize.prompt_version)"
+            )
+        for name in TEMPLATES:
+            path = root / f"{name}.txt"
+            if name not in templates and path.is_file():
+                templates[name] = path.read_text(encoding="utf-8")
+        base = root / "BASE"
+        current = base.read_text(encoding="utf-8").strip() if base.is_file() else None
+    missing = [n for n in TEMPLATES if n not in templates]
+    if missing:
+        raise ConfigError(
+            f"prompt template configs/prompts/{version}/{missing[0]}.txt: file not found "
+            "(synthesize.prompt_version)"
+        )
     return PromptSet(version, templates, templates["profile_instruction"].strip())
 
 
@@ -133,11 +156,23 @@ def click_messages(
     apps: Sequence[Mapping[str, Any]],
     profiles: Sequence[Mapping[str, Any]],
     facts: Mapping[str, Any],
+    examples: Sequence[Mapping[str, Any]] = (),
 ) -> list:
-    """Click judgement: real base CTR in the shared part, apps and users last.
+    """Click judgement: real base CTR in the shared part, apps, users and examples last.
 
     ``profiles`` carry a ``ref`` (u0, u1 ...) the model copies back.
+    ``examples`` are labelled real impressions (profile fields, the warm app's
+    fields, ``clicked``; see ``example_fields``): few-shot evidence of what
+    drives a click. A prompt version whose click template has no ``$examples``
+    is zero-shot; giving it examples is a ConfigError, not a silent drop.
     """
+    has_slot = "$examples" in prompts.templates["click_user"]
+    if examples and not has_slot:
+        raise ConfigError(
+            f"prompt version {prompts.version}: click_user.txt has no $examples, but "
+            f"{len(examples)} labelled examples were given (synthesize.click_exemplars: "
+            "set it to 0 or use a prompt version with examples, e.g. v2)"
+        )
     system = prompts.render(
         "click_system",
         instruction=prompts.templates["click_instruction"].strip(),
@@ -148,8 +183,26 @@ def click_messages(
     app_cols = (S.APP_ID, S.CATEGORY, S.DESCRIPTION, S.PRICE, S.RATING)
     shown_apps = [{c: a[c] for c in app_cols} for a in apps]
     shown_users = [{"ref": p["ref"], **{f: p[f] for f in S.PROFILE_FIELDS}} for p in profiles]
-    user = prompts.render("click_user", apps=quote(shown_apps), profiles=quote(shown_users))
+    shown_examples = [{c: e[c] for c in example_fields(e)} for e in examples]
+    user = prompts.render(
+        "click_user", apps=quote(shown_apps), profiles=quote(shown_users),
+        examples=quote(shown_examples),
+    )  # fmt: skip
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+EXAMPLE_FIELDS = (*S.PROFILE_FIELDS, S.CATEGORY, S.DESCRIPTION, S.PRICE, S.RATING, S.CLICKED)
+
+
+def example_fields(example: Mapping[str, Any]) -> list[str]:
+    """The fields of a labelled example that a prompt shows, in a fixed order.
+
+    Never an id (a warm app's id means nothing to the model and would pose as a
+    cold app to a reader matching on ``app_id``); ``clicked`` is required.
+    """
+    if S.CLICKED not in example:
+        raise ValueError(f"labelled example without {S.CLICKED!r}: {sorted(example)}")
+    return [c for c in EXAMPLE_FIELDS if c in example]
 
 
 def refine_messages(

@@ -110,8 +110,12 @@ def click_plan_fn(
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
             rows = []
-            for idx, prof_json in zip(pdf["request_idx"], pdf["profiles_json"], strict=True):
+            shown = pdf["examples_json"] if "examples_json" in pdf else [None] * len(pdf)
+            for idx, prof_json, ex_json in zip(
+                pdf["request_idx"], pdf["profiles_json"], shown, strict=True
+            ):
                 profiles = sorted(json.loads(prof_json), key=lambda p: p["profile_id"])
+                examples = json.loads(ex_json) if isinstance(ex_json, str) else []
                 for i, p in enumerate(profiles):
                     p["ref"] = f"u{i}"
                 apps = app_batches[int(idx) % len(app_batches)]
@@ -120,7 +124,7 @@ def click_plan_fn(
                     schemas.CLICK_SCHEMA_NAME,
                     schemas.click_schema([p["ref"] for p in profiles], app_ids),
                 )
-                msgs = prompts.click_messages(spec.prompts, apps, profiles, facts)
+                msgs = prompts.click_messages(spec.prompts, apps, profiles, facts, examples)
                 key, body = spec.request(CLICK_TASK, int(idx), msgs, fmt)
                 context = json.dumps({"profiles": profiles, "app_ids": app_ids})
                 rows.append((key, int(idx), CLICK_TASK, body, [], context))

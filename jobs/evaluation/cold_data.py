@@ -110,6 +110,8 @@ def eval_data(world: World, split: ColdSplit) -> EvalData:
         world.categories, world.source,
     )  # fmt: skip
     data.facts = {"base_ctr": round(float(split.train[LABEL].mean()), 5), **split.facts}
+    warm = world.catalog[~world.catalog[S.APP_ID].isin(split.cold_apps)]
+    data.item_text = dict(zip(warm[S.APP_ID].astype(str), warm[S.DESCRIPTION], strict=True))
     return data
 
 

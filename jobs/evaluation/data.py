@@ -53,6 +53,8 @@ class EvalData:
     categories: tuple[str, ...]
     source: str
     facts: dict[str, Any] = field(default_factory=dict)
+    # Descriptions of warm items (item id -> text), shown with labelled click examples.
+    item_text: dict[str, str] = field(default_factory=dict)
 
     @property
     def features(self) -> tuple[str, ...]:

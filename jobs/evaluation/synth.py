@@ -70,7 +70,7 @@ def cluster_exemplars(
     result = cluster_day(
         profiles, ccfg, profile_cols=data.profile_fields, categories=data.categories
     )
-    seeds = result.seeds.select(S.CLUSTER_ID, *data.profile_fields).toPandas()
+    seeds = result.seeds.select(S.CLUSTER_ID, S.USER_ID, *data.profile_fields).toPandas()
     result.assigned.unpersist()
     profiles.unpersist()
     sdf.unpersist()
@@ -78,8 +78,9 @@ def cluster_exemplars(
     a = min(cfg.exemplars_per_request, len(per_cluster))
     slots = allocate_slots(per_cluster, requests, a, seed)
     by_cluster = {
-        c: g[list(data.profile_fields)].to_dict("records") for c, g in seeds.groupby(S.CLUSTER_ID)
-    }
+        c: g[[S.USER_ID, *data.profile_fields]].to_dict("records")
+        for c, g in seeds.groupby(S.CLUSTER_ID)
+    }  # user_id is never shown to the LLM: it finds the seed's labelled examples
     rng = random.Random(seed)
     out: list[list[dict[str, str]]] = [[] for _ in range(requests)]
     for cluster, start, count in slots:
@@ -90,7 +91,7 @@ def cluster_exemplars(
 
 def random_exemplars(data: EvalData, requests: int, a: int, seed: int) -> list[list[dict]]:
     """The -CS ablation: ``a`` uniformly random training users per request."""
-    users = data.train.drop_duplicates(S.USER_ID)[list(data.profile_fields)]
+    users = data.train.drop_duplicates(S.USER_ID)[[S.USER_ID, *data.profile_fields]]
     rng = np.random.default_rng(seed)
     return [
         users.iloc[rng.choice(len(users), size=min(a, len(users)), replace=False)].to_dict(
@@ -115,13 +116,15 @@ def generic_profile_messages(data: EvalData, exemplars: list[dict], rows: int) -
         f"values (JSON): {quote(vocab)}. Reply with one JSON object matching the schema: "
         f'{{"profiles": [...]}} with exactly {rows} profiles.'
     )
-    user = "Example users (JSON):\n" + quote(exemplars) + f"\n\nWrite {rows} new profiles."
+    shown = [{f: e[f] for f in data.profile_fields} for e in exemplars]
+    user = "Example users (JSON):\n" + quote(shown) + f"\n\nWrite {rows} new profiles."
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def generic_click_messages(
-    data: EvalData, items: list[dict], profiles: list[dict], facts: dict
-) -> list[dict]:
+    data: EvalData, items: list[dict], profiles: list[dict], facts: dict,
+    examples: list[dict] | tuple = (),
+) -> list[dict]:  # fmt: skip
     """Click-judgement request for a data set the packaged prompts do not describe."""
     from llm_client.prompts import quote
 
@@ -131,8 +134,44 @@ def generic_click_messages(
         f"the average close to the base rate measured on real logs (JSON): {quote(facts)}. "
         'Reply with {"judgements": [...]} copying "user" refs and "app_id" ids exactly.'
     )
-    user = f"Items (JSON):\n{quote(items)}\n\nUsers (JSON):\n{quote(profiles)}\n\nJudge every pair."
+    user = f"Items (JSON):\n{quote(items)}\n\nUsers (JSON):\n{quote(profiles)}\n\n"
+    if examples:
+        user += ("Real interactions of similar users with known items, half clicked and half "
+                 f"not (JSON):\n{quote(list(examples))}\n\n")  # fmt: skip
+    user += "Judge every pair."
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def request_examples(
+    data: EvalData, users: list[list[Any]], k: int, seed: int
+) -> list[list[dict[str, Any]]]:
+    """Per request, ``k`` labelled training rows of its users (``users[r]``: user ids),
+    interleaved click / non-click as ``jobs.stage1.synthesize.labelled_examples`` does
+    in the daily job: the profile, the item's fields and description, ``clicked``."""
+    if k <= 0:
+        return [[] for _ in users]
+    train = data.train
+    rows_of = train.groupby(S.USER_ID).indices
+    fields = [*data.profile_fields, *data.item_fields]
+    rng = np.random.default_rng(seed)
+    out = []
+    for ids in users:
+        idx = np.concatenate([rows_of.get(u, np.empty(0, dtype=np.int64)) for u in ids] or [[]])
+        picked = train.iloc[rng.permutation(idx.astype(np.int64))]
+        y = picked[LABEL].astype(bool).to_numpy()
+        pos, neg = picked[y], picked[~y]
+        order = [frame.iloc[[i]] for i in range(k) for frame in (pos, neg) if i < len(frame)]
+        shown = pd.concat(order[:k]) if order else picked.iloc[:0]
+        recs = []
+        for rec in shown.to_dict("records"):
+            ex = {f: rec[f] for f in fields}
+            text = data.item_text.get(str(rec[S.APP_ID]))
+            if text is not None:
+                ex[S.DESCRIPTION] = text
+            ex[S.CLICKED] = bool(rec[LABEL])
+            recs.append(ex)
+        out.append(recs)
+    return out
 
 
 def _profile_schema(data: EvalData, rows: int) -> dict:
@@ -247,7 +286,9 @@ def llm_stage1(
     profiles = [_valid_profiles(data, d, e, drops) for d, e in zip(docs, ex, strict=True)]
     items = data.cold_items.to_dict("records")
     batches = app_batches(items, m, seed)
-    work = [(p, batches[r % len(batches)]) for r, p in enumerate(profiles)]
+    shown = request_examples(data, [[e[S.USER_ID] for e in x] for x in ex],
+                             settings.synthesize.click_exemplars, seed)  # fmt: skip
+    work = [(p, batches[r % len(batches)], shown[r]) for r, p in enumerate(profiles)]
     rows = _judge(data, pset, endpoint, ccfg, version, work, seed, figures, drops,
                   settings.llm.max_failure_share)  # fmt: skip
     figures["dropped"] = dict(drops)
@@ -268,7 +309,7 @@ def _judge(
     facts = {"base_ctr": data.facts.get("base_ctr", 0.05)}
     item_cols = [S.APP_ID, *[c for c in data.cold_items.columns if c != S.APP_ID]]
     msgs, fmts, ctx = [], [], []
-    for profs, batch in work:
+    for profs, batch, examples in work:
         if not profs:
             continue
         refd = [{"ref": f"u{i}", **{f: p[f] for f in data.profile_fields}}
@@ -282,9 +323,9 @@ def _judge(
             )
         )
         msgs.append(
-            prompts.click_messages(pset, apps, refd, facts)
+            prompts.click_messages(pset, apps, refd, facts, examples)
             if pset
-            else generic_click_messages(data, apps, refd, facts)
+            else generic_click_messages(data, apps, refd, facts, examples)
         )
         ctx.append((refd, apps, ids, ids_of))
     docs = _send(
@@ -339,11 +380,16 @@ def candidate_stage1(
     pset = prompts.load_prompts(settings.synthesize.prompt_version) if app_store else None
     version = pset.prompt_version if pset else "eval-generic-v1"
     ccfg = ClientConfig.from_settings(settings.llm, endpoint.base_url, endpoint.model)
-    work = []
+    work, users = [], []
     for app_id, group in candidates.groupby(S.APP_ID, sort=True):
         profs = group[[S.USER_ID, *data.profile_fields]].to_dict("records")
         for start in range(0, len(profs), users_per_request):
-            work.append((profs[start : start + users_per_request], [items[str(app_id)]]))
+            chunk = profs[start : start + users_per_request]
+            work.append((chunk, [items[str(app_id)]]))
+            users.append([p[S.USER_ID] for p in chunk])
+    # The candidates' own labelled history: the evidence ColdLLM's filter used too.
+    shown = request_examples(data, users, settings.synthesize.click_exemplars, seed)
+    work = [(p, b, e) for (p, b), e in zip(work, shown, strict=True)]
     n_apps = int(candidates[S.APP_ID].nunique())
     figures: dict[str, Any] = {
         "mode": "candidates", "pairs": len(candidates), "cold_apps": n_apps,

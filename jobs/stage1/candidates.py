@@ -22,6 +22,7 @@ cold apps' and the clicked apps' vectors (catalogue-sized) are on the driver.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -117,8 +118,20 @@ def candidate_pairs(sampled: DataFrame, clusters: DataFrame, apps: DataFrame,
     return pairs, figures
 
 
+def shown_examples(part: Sequence[dict], k: int) -> list[dict]:
+    """The request's labelled examples: the candidates' own (``examples_json``, each
+    interleaved click / non-click by ``labelled_examples``), taken round-robin over
+    the users and then by label, first ``k``."""
+    per_user = [json.loads(p["examples_json"]) for p in part if p.get("examples_json")]
+    pooled = [ex for rnd in itertools.zip_longest(*per_user) for ex in rnd if ex is not None]
+    pos = [e for e in pooled if e[S.CLICKED]]
+    neg = [e for e in pooled if not e[S.CLICKED]]
+    mixed = [e for pair in itertools.zip_longest(pos, neg) for e in pair if e is not None]
+    return [{c: v for c, v in e.items() if c != "_keep"} for e in mixed[:k]]
+
+
 def candidate_plan_fn(spec: RequestSpec, apps: dict[str, dict], facts: dict, per_request: int,
-                      n: int):  # fmt: skip
+                      n: int, examples_per_request: int = 0):  # fmt: skip
     """(app_id, candidates_json) -> one click request per ``per_request`` candidates.
 
     Request index = app ordinal x ceil(n / per_request) + chunk: stable per
@@ -129,6 +142,7 @@ def candidate_plan_fn(spec: RequestSpec, apps: dict[str, dict], facts: dict, per
 
     order = {a: i for i, a in enumerate(sorted(apps))}
     slots = math.ceil(n / per_request)
+    spec_k = examples_per_request
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
@@ -147,7 +161,10 @@ def candidate_plan_fn(spec: RequestSpec, apps: dict[str, dict], facts: dict, per
                         schemas.CLICK_SCHEMA_NAME,
                         schemas.click_schema([p["ref"] for p in profiles], [app_id]),
                     )
-                    msgs = prompts.click_messages(spec.prompts, [apps[app_id]], profiles, facts)
+                    examples = shown_examples(part, spec_k)
+                    msgs = prompts.click_messages(
+                        spec.prompts, [apps[app_id]], profiles, facts, examples
+                    )
                     idx = order[app_id] * slots + c
                     key, body = spec.request(CANDIDATE_TASK, idx, msgs, fmt)
                     context = json.dumps({"profiles": profiles, "app_ids": [app_id]})
@@ -158,17 +175,19 @@ def candidate_plan_fn(spec: RequestSpec, apps: dict[str, dict], facts: dict, per
 
 
 def candidate_plan(pairs: DataFrame, spec: RequestSpec, cold: Sequence[dict], facts: dict,
-                   per_request: int, n: int) -> DataFrame:  # fmt: skip
-    """The candidate pairs grouped per cold app -> click requests (REQUEST_DDL)."""
+                   per_request: int, n: int, examples: int = 0) -> DataFrame:  # fmt: skip
+    """The candidate pairs grouped per cold app -> click requests (REQUEST_DDL); with
+    ``examples`` > 0 and an ``examples_json`` column, that many labelled examples each."""
     from pyspark.sql import functions as F
 
     from spark_udfs.llm_calls import REQUEST_DDL
 
-    member = F.struct(S.USER_ID, S.CLUSTER_ID, *S.PROFILE_FIELDS)
+    shown = ["examples_json"] if "examples_json" in pairs.columns else []
+    member = F.struct(S.USER_ID, S.CLUSTER_ID, *S.PROFILE_FIELDS, *shown)
     as_json = F.to_json(F.collect_list(member)).alias("candidates_json")
     grouped = pairs.groupBy(S.APP_ID).agg(as_json)
     apps = {str(a[S.APP_ID]): a for a in cold}
-    fn = candidate_plan_fn(spec, apps, facts, per_request, n)
+    fn = candidate_plan_fn(spec, apps, facts, per_request, n, examples)
     return grouped.mapInPandas(fn, REQUEST_DDL)
 
 

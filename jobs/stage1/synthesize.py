@@ -120,6 +120,19 @@ def exemplar_plan(
     seeds: DataFrame, slots: Sequence[tuple[int, int, int]], requests: int, seed: int
 ) -> DataFrame:
     """(request_idx, exemplars_json): a seeded seed-row per slot, grouped per request."""
+    from pyspark.sql import functions as F
+
+    rows = exemplar_members(seeds, slots, requests, seed)
+    member = F.struct("slot", S.CLUSTER_ID, *S.PROFILE_FIELDS)
+    return rows.groupBy("request_idx").agg(
+        F.to_json(F.sort_array(F.collect_list(member))).alias("exemplars_json")
+    )
+
+
+def exemplar_members(
+    seeds: DataFrame, slots: Sequence[tuple[int, int, int]], requests: int, seed: int
+) -> DataFrame:
+    """(request_idx, slot, cluster_id, seed_no, user_id, profile fields): who fills each slot."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -136,10 +149,49 @@ def exemplar_plan(
     picked = layout.join(sizes, S.CLUSTER_ID).withColumn(
         "seed_no", F.pmod(F.xxhash64(F.lit(seed), F.col("slot")), F.col("n_seeds"))
     )
-    rows = picked.join(numbered, [S.CLUSTER_ID, "seed_no"])
-    member = F.struct("slot", S.CLUSTER_ID, *S.PROFILE_FIELDS)
-    return rows.groupBy("request_idx").agg(
-        F.to_json(F.sort_array(F.collect_list(member))).alias("exemplars_json")
+    return picked.join(numbered, [S.CLUSTER_ID, "seed_no"])
+
+
+def labelled_examples(
+    members: DataFrame,
+    real: DataFrame,
+    apps: DataFrame,
+    per_request: int,
+    seed: int,
+    key: str = "request_idx",
+) -> DataFrame:
+    """(key, examples_json): labelled real impressions of each request's seed users
+    (``key`` = ``user_id``: of each user, for candidates mode).
+
+    Few-shot evidence for the click judgement (SampleLLM shows labelled rows;
+    a zero-shot judge has only the base CTR): the seed users' own impressions
+    of the day on warm apps, with the app's fields and ``clicked``. Balanced,
+    ``ceil(k/2)`` clicks and the rest non-clicks where the request has them (so
+    the rows show what drives a click, not the click rate, which the prompt
+    states separately), drawn by a seeded hash. All in Spark: one join of the
+    day with the request's few seed users, and a window per request and label.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    app_cols = [S.CATEGORY, S.DESCRIPTION, S.PRICE, S.RATING]
+    warm = apps.where(~F.coalesce(F.col(S.IS_COLD_START), F.lit(False)))
+    ids = list(dict.fromkeys([key, S.USER_ID]))
+    users = members.select(*ids, *S.PROFILE_FIELDS).dropDuplicates(ids)
+    seen = real.select(S.USER_ID, S.APP_ID, F.col(S.CLICKED).cast("boolean").alias(S.CLICKED))
+    rows = users.join(seen, S.USER_ID).join(F.broadcast(warm.select(S.APP_ID, *app_cols)), S.APP_ID)
+    draw = F.xxhash64(F.lit(seed), F.lit("examples"), *ids, S.APP_ID)
+    rank = F.row_number().over(Window.partitionBy(key, S.CLICKED).orderBy(draw, S.APP_ID))
+    ranked = rows.withColumn("_rank", rank).where(F.col("_rank") <= per_request)
+    # Interleave the labels (click, non-click, ...), then keep the first k: balanced
+    # where both labels exist, all of one label where only it does.
+    order = F.col("_rank") * 2 + F.when(F.col(S.CLICKED), 0).otherwise(1)
+    ranked = ranked.withColumn("_order", order)
+    keep = F.row_number().over(Window.partitionBy(key).orderBy("_order", draw))
+    kept = ranked.withColumn("_keep", keep).where(F.col("_keep") <= per_request)
+    member = F.struct("_keep", *S.PROFILE_FIELDS, *app_cols, S.CLICKED)
+    return kept.groupBy(key).agg(
+        F.to_json(F.sort_array(F.collect_list(member))).alias("examples_json")
     )
 
 
@@ -330,8 +382,15 @@ def synthesize_profiles(
     return marked.where(F.col("_seed").isNull()).drop("_seed")
 
 
-def click_plan(profiles: DataFrame, spec: RequestSpec, batches: list, facts: dict) -> DataFrame:
-    """One click request per profile request: its valid profiles x one app batch."""
+def click_plan(
+    profiles: DataFrame,
+    spec: RequestSpec,
+    batches: list,
+    facts: dict,
+    examples: DataFrame | None = None,
+) -> DataFrame:
+    """One click request per profile request: its valid profiles x one app batch
+    (+ the request's labelled examples, ``labelled_examples``, when given)."""
     from pyspark.sql import functions as F
 
     from spark_udfs.llm_calls import REQUEST_DDL, click_plan_fn
@@ -340,6 +399,8 @@ def click_plan(profiles: DataFrame, spec: RequestSpec, batches: list, facts: dic
     grouped = profiles.groupBy("request_idx").agg(
         F.to_json(F.collect_list(member)).alias("profiles_json")
     )
+    if examples is not None:
+        grouped = grouped.join(examples, "request_idx", "left")
     return grouped.mapInPandas(click_plan_fn(spec, batches, facts), REQUEST_DDL)
 
 
@@ -389,8 +450,12 @@ def synthesize_candidates(spark: SparkSession, settings: Settings, ds: str, run:
     if n_pairs == 0:
         raise EmptyInputError(f"table {name}: no user with a click on ds={ds}; candidates mode "
                               "needs clicked apps to describe a user")  # fmt: skip
+    if syn.click_exemplars:
+        users = pairs.select(S.USER_ID, *S.PROFILE_FIELDS).dropDuplicates([S.USER_ID])
+        shown = labelled_examples(users, real, apps, syn.click_exemplars, syn.seed, S.USER_ID)
+        pairs = pairs.join(shown, S.USER_ID, "left")
     plan = candidate_plan(pairs, spec, cold, facts, syn.candidate_users_per_request,
-                          syn.candidates_per_app).persist()  # fmt: skip
+                          syn.candidates_per_app, syn.click_exemplars).persist()  # fmt: skip
     call_uncached(plan, cfg, settings, ds, run, task=CANDIDATE_TASK, version=version)
     rows = synthetic_rows(plan, apps, settings, run, version, prefix="candidate.")
     n_requests = int(run.figures.get(f"{CANDIDATE_TASK}_requests", 0))
@@ -463,12 +528,28 @@ def choose_prompts(
     syn = settings.synthesize
     if not refine:
         return prompts_in_force(settings.warehouse, syn.prompt_version)
-    samples = [
-        r.asDict() for r in seeds.select(*S.PROFILE_FIELDS).limit(syn.refine_samples).collect()
-    ]
-    cfg = ep.client_config(settings.llm, 1)
+    drawn = refine_samples(seeds, syn.refine_samples, syn.seed).select(*S.PROFILE_FIELDS)
+    samples = [r.asDict() for r in drawn.collect()]  # refine_samples rows: bounded
+    cfg = ep.client_config(settings.llm, min(settings.llm.effective().concurrency, 8))
     base = load_prompts(syn.prompt_version)
-    return run_refine(cfg, base, samples, syn.refine_rounds, settings.warehouse, syn.seed)
+    return run_refine(cfg, base, samples, syn.refine_rounds, settings.warehouse, syn.seed,
+                      select_requests=syn.select_requests,
+                      exemplars_per_request=syn.exemplars_per_request,
+                      rows_per_request=syn.rows_per_request)  # fmt: skip
+
+
+def refine_samples(seeds: DataFrame, n: int, seed: int) -> DataFrame:
+    """``n`` seed profiles drawn across clusters: one per cluster (largest first) in
+    seeded order, then a second round, ..., so the refiner sees the population's
+    spread rather than whichever seeds a plain ``limit`` returns first."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    draw = F.xxhash64(F.lit(seed), F.lit("refine"), S.USER_ID)
+    within = F.row_number().over(Window.partitionBy(S.CLUSTER_ID).orderBy(draw, S.USER_ID))
+    ranked = seeds.withColumn("_within", within).withColumn("_draw", draw)
+    order = [F.col("_within"), F.desc(S.CLUSTER_SIZE), F.col("_draw"), F.col(S.CLUSTER_ID)]
+    return ranked.orderBy(*order).limit(n).select(S.CLUSTER_ID, *S.PROFILE_FIELDS)
 
 
 def synthesize_day(
@@ -521,6 +602,11 @@ def synthesize_day(
         plan = exemplar_plan(seeds, slots, q, syn.seed).mapInPandas(
             profile_plan_fn(spec), REQUEST_DDL
         )
+        examples = None
+        if syn.click_exemplars:
+            members = exemplar_members(seeds, slots, q, syn.seed)
+            examples = labelled_examples(members, _real_day(spark, settings, ds)[1], apps,
+                                         syn.click_exemplars, syn.seed)  # fmt: skip
         plan = plan.persist()
         call_uncached(plan, cfg, settings, ds, run, task=PROFILE_TASK, version=version)
         profiles = synthesize_profiles(plan, seeds, settings, run).persist()
@@ -528,7 +614,7 @@ def synthesize_day(
                                syn.domain_min_requests, syn.seed)  # fmt: skip
         for note in domains.warnings:
             _warn(run, ds, note)
-        clicks = click_plan(profiles, spec, domains.batches, facts).persist()
+        clicks = click_plan(profiles, spec, domains.batches, facts, examples).persist()
         call_uncached(clicks, cfg, settings, ds, run, task=CLICK_TASK, version=version)
         parts.append(with_context(
             spark, settings, ds, synthetic_rows(clicks, apps, settings, run, version), run

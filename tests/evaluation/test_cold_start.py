@@ -183,3 +183,28 @@ def test_candidate_stage1__pairs_of_unknown_apps_or_without_profiles_are_errors(
     with pytest.raises(InputError, match=r"missing columns \['interest'\]"):
         candidate_stage1(data, load_config(None), None, pairs.drop(columns=S.INTEREST),
                          users_per_request=4, seed=0)  # fmt: skip
+
+
+def test_request_examples__users_own_warm_rows_interleaved_with_descriptions() -> None:
+    from jobs.evaluation.cold_data import eval_data
+    from jobs.evaluation.synth import request_examples
+
+    world = _world(n_apps=10)
+    world.catalog[S.DESCRIPTION] = "about " + world.catalog[S.APP_ID]
+    split = split_cold(world, 0, 0.3, 0.1)
+    data = eval_data(world, split)
+    train = data.train
+    shown = request_examples(data, [["u1", "u2"], ["u3"], ["nobody"]], 5, seed=0)
+    assert shown[2] == [] and request_examples(data, [["u1"]], 0, seed=0) == [[]]
+    for users, examples in zip([["u1", "u2"], ["u3"]], shown[:2], strict=True):
+        rows = train[train[S.USER_ID].isin(users)]
+        n_pos, n_neg = int(rows[S.CLICKED].sum()), int((rows[S.CLICKED] == 0).sum())
+        labels = [e[S.CLICKED] for e in examples]
+        pos = [(2 * r, True) for r in range(1, min(n_pos, 5) + 1)]
+        merged = sorted(pos + [(2 * r + 1, False) for r in range(1, min(n_neg, 5) + 1)])[:5]
+        assert labels == [y for _, y in merged]
+        for e in examples:  # a real warm row of one of the users, with its description
+            assert e[S.DESCRIPTION].removeprefix("about ") not in split.cold_apps
+            match = rows[(rows[S.APP_ID] == e[S.DESCRIPTION].removeprefix("about "))
+                         & (rows[S.CLICKED] == int(e[S.CLICKED]))]  # fmt: skip
+            assert len(match) and S.USER_ID not in e and S.APP_ID not in e

@@ -213,3 +213,23 @@ def test_prompts__shared_prefix_first_and_stable():
     assert prefix / total > 0.7
     assert a.request_hash != b.request_hash  # seeds differ
     assert a.request_hash == profile_request(0).request_hash  # deterministic key
+
+
+def test_prompts__v2_extends_v1_and_shows_labelled_examples():
+    v1, v2 = prompts.load_prompts("v1"), prompts.load_prompts("v2")
+    # v2 holds only what it changes; every other template is v1's, byte for byte.
+    changed = {n for n in prompts.TEMPLATES if v1.templates[n] != v2.templates[n]}
+    assert changed == {"click_user", "click_instruction"}
+    profiles = [{"ref": "u0", **EXEMPLARS[0]}]
+    example = {**EXEMPLARS[1], S.APP_ID: "warm-7", **{k: APPS[0][k] for k in
+               (S.CATEGORY, S.DESCRIPTION, S.PRICE, S.RATING)}, S.CLICKED: True}  # fmt: skip
+    user = prompts.click_messages(v2, APPS, profiles, {"base_ctr": 0.05}, [example])[1]
+    import json
+
+    shown = json.loads(next(x for x in user["content"].splitlines() if '"clicked"' in x))
+    assert shown == [{k: v for k, v in example.items() if k != S.APP_ID}]  # no warm app id
+    # A zero-shot version given examples is an error naming the setting, not a silent drop.
+    with pytest.raises(prompts.ConfigError, match=r"synthesize\.click_exemplars"):
+        prompts.click_messages(v1, APPS, profiles, {"base_ctr": 0.05}, [example])
+    with pytest.raises(prompts.ConfigError, match="configs/prompts/v0/ not found"):
+        prompts.load_prompts("v0")

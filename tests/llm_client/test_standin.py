@@ -57,8 +57,13 @@ def profile_body(seed: int, rows: int = 4, n: int = 1) -> dict:
             "n": n}  # fmt: skip
 
 
-def click_body(apps: list[dict], users: list[dict], ctr: float, seed: int = 1) -> dict:
-    msgs = prompts.click_messages(prompts.load_prompts("v1"), apps, users, {"base_ctr": ctr})
+def click_body(
+    apps: list[dict], users: list[dict], ctr: float, seed: int = 1, examples: tuple = ()
+) -> dict:
+    version = "v2" if examples else "v1"
+    msgs = prompts.click_messages(
+        prompts.load_prompts(version), apps, users, {"base_ctr": ctr}, examples
+    )
     schema = schemas.click_schema([u["ref"] for u in users], [a["app_id"] for a in apps])
     fmt = schemas.response_format(schemas.CLICK_SCHEMA_NAME, schema)
     return {"model": "offline-standin", "messages": msgs, "response_format": fmt, "seed": seed}
@@ -129,6 +134,38 @@ def test_standin__clicks_calibrated_to_base_ctr_and_semantic(standin):
         assert abs(probs.mean() - ctr) < 0.01 * ctr + 1e-4
         # Each user's interest app is among that user's two most likely apps.
         assert all(np.argsort(-probs[i])[:2].tolist().count(i) for i in range(4)), probs
+
+
+def test_standin__clicks_follow_the_labelled_examples(standin):
+    """Examples where users like u0 clicked a music app and passed a finance app move
+    u0's judgement of a cold music app against a cold finance app; swapped labels
+    move it back. Calibration to the base CTR holds either way."""
+    apps = [
+        {"app_id": "m", "category": "music", "description": "sing along to lyrics and record "
+         "duets", "price": 0.0, "rating": 4.0},
+        {"app_id": "f", "category": "finance", "description": "track spending and pay bills "
+         "from your bank account", "price": 0.0, "rating": 4.0},
+    ]  # fmt: skip
+    users = [{"ref": "u0", **EXEMPLARS[3]}]  # education: neither app's category
+    warm = [
+        ("music", "a karaoke app with scored duets and a song library"),
+        ("finance", "a stock trading app with live quotes and a budget planner"),
+    ]
+
+    def gap(clicked_music: bool) -> tuple[float, float]:
+        examples = tuple(
+            {**EXEMPLARS[3], "category": c, "description": d, "price": 0.0, "rating": 4.0,
+             "clicked": (c == "music") == clicked_music}
+            for c, d in warm for _ in range(2)
+        )  # fmt: skip
+        _, reply = post(standin, click_body(apps, users, 0.2, examples=examples))
+        doc = json.loads(reply["choices"][0]["message"]["content"])
+        p = {j["app_id"]: j["click_prob"] for j in doc["judgements"]}
+        return p["m"] - p["f"], (p["m"] + p["f"]) / 2
+
+    (music_first, mean_a), (finance_first, mean_b) = gap(True), gap(False)
+    assert music_first > 0.1 > -0.1 > finance_first, (music_first, finance_first)
+    assert abs(mean_a - 0.2) < 0.01 and abs(mean_b - 0.2) < 0.01
 
 
 def test_standin__fault_config_validated_and_applied(standin):

@@ -53,3 +53,23 @@ def test_candidate_pairs__a_cold_app_missing_from_the_catalogue_is_an_error(spar
     sampled, clusters, apps, _ = _day(spark, {"u1": "chess", "u2": "bank"})
     with pytest.raises(EmptyInputError, match=r"cold apps \['cold-nope'\] have no row"):
         candidate_pairs(sampled, clusters, apps, [{S.APP_ID: "cold-nope"}], 2, None)
+
+
+def test_shown_examples__round_robin_over_users_then_interleaved_labels() -> None:
+    import json
+
+    from jobs.stage1.candidates import shown_examples
+
+    def ex(user: str, n: int, clicked: bool) -> dict:
+        return {"_keep": n, S.DESCRIPTION: f"{user}{n}", S.CLICKED: clicked}
+
+    a_examples = [ex("a", 1, True), ex("a", 2, False), ex("a", 3, False)]
+    part = [
+        {S.USER_ID: "a", "examples_json": json.dumps(a_examples)},
+        {S.USER_ID: "b", "examples_json": json.dumps([ex("b", 1, False)])},
+        {S.USER_ID: "c"},  # no impressions on warm apps: no examples
+    ]
+    shown = shown_examples(part, 3)
+    # Round-robin pools a1, b1, a2, a3; interleaving labels keeps a1 (click), b1, a2.
+    assert [e[S.DESCRIPTION] for e in shown] == ["a1", "b1", "a2"]
+    assert all("_keep" not in e for e in shown) and shown_examples(part[2:], 3) == []

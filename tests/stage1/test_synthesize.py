@@ -157,6 +157,76 @@ def test_exemplar_plan__clusters_distinct_within_request(spark, day):
         assert len(clusters) == A and len(set(clusters)) == A
 
 
+def test_labelled_examples__seed_users_own_warm_impressions_balanced(spark, day):
+    from pyspark.sql import functions as F
+
+    from jobs.stage1.synthesize import exemplar_members, labelled_examples
+    from spark_udfs.llm_calls import click_plan_fn
+
+    seeds = read_table(spark, day.table_path(day.tables.seeds), DS)
+    logs = read_table(spark, day.table_path(day.tables.user_logs), DS)
+    apps = read_table(spark, day.table_path(day.tables.apps))
+    per_cluster = {int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()}
+    slots = allocate_slots(per_cluster, Q, A, seed=5)
+    members = exemplar_members(seeds, slots, Q, seed=5)
+    k = 4
+    shown = {r[0]: json.loads(r[1]) for r in
+             labelled_examples(members, logs, apps, k, seed=5).collect()}  # fmt: skip
+    assert shown == {r[0]: json.loads(r[1]) for r in
+                     labelled_examples(members, logs, apps, k, seed=5).collect()}  # fmt: skip
+    users = {}
+    for r in members.collect():
+        users.setdefault(r["request_idx"], set()).add(r[S.USER_ID])
+    warm = {r[S.APP_ID]: r for r in apps.where(~F.col(S.IS_COLD_START)).collect()}
+    seen = Counter()
+    for r in logs.collect():
+        if r[S.APP_ID] in warm:
+            key = (r[S.USER_ID], warm[r[S.APP_ID]][S.DESCRIPTION], bool(r[S.CLICKED]))
+            seen[key] += 1
+    profile = {r[S.USER_ID]: tuple(r[f] for f in S.PROFILE_FIELDS) for r in seeds.collect()}
+    assert set(shown) == set(users) and all(0 < len(v) <= k for v in shown.values())
+    for idx, examples in shown.items():
+        labels = [e[S.CLICKED] for e in examples]
+        # Each example is a real warm impression of one of this request's seed users.
+        for e in examples:
+            assert any(
+                seen[(u, e[S.DESCRIPTION], e[S.CLICKED])]
+                and profile[u] == tuple(e[f] for f in S.PROFILE_FIELDS)
+                for u in users[idx]
+            ), e
+        # Balanced: click, non-click, click, ... while both last, then the other label.
+        n_pos = sum(n for (u, _, y), n in seen.items() if u in users[idx] and y)
+        n_neg = sum(n for (u, _, y), n in seen.items() if u in users[idx] and not y)
+        pos = [(2 * r, True) for r in range(1, min(n_pos, k) + 1)]
+        merged = sorted(pos + [(2 * r + 1, False) for r in range(1, min(n_neg, k) + 1)])[:k]
+        assert labels == [y for _, y in merged], (labels, n_pos, n_neg)
+    # The click request shows them (and no warm app id) through the v2 prompt.
+    import pandas as pd
+
+    from jobs.stage1.synthesize import request_spec
+    from llm_client.endpoint import Endpoint
+    from llm_client.prompts import load_prompts
+
+    idx, examples = next(iter(shown.items()))
+    prof = [
+        {
+            "profile_id": "p0",
+            **dict(zip(S.PROFILE_FIELDS, profile[next(iter(users[idx]))], strict=True)),
+            "exemplar_cluster_ids": [0],
+        }
+    ]
+    spec = request_spec(day, Endpoint("http://127.0.0.1:9/v1", "m"), load_prompts("v2"), DS)
+    cold = [{S.APP_ID: "c1", S.CATEGORY: "games", S.DESCRIPTION: "d", S.PRICE: 0.0,
+             S.RATING: 4.0}]  # fmt: skip
+    pdf = pd.DataFrame({"request_idx": [idx], "profiles_json": [json.dumps(prof)],
+                        "examples_json": [json.dumps(examples)]})  # fmt: skip
+    [out] = list(click_plan_fn(spec, [cold], {"base_ctr": 0.1})(iter([pdf])))
+    user_msg = json.loads(out["body"][0])["messages"][-1]["content"]
+    line = next(x for x in user_msg.splitlines() if '"clicked"' in x)
+    assert [e[S.DESCRIPTION] for e in json.loads(line)] == [e[S.DESCRIPTION] for e in examples]
+    assert "app_id" not in line
+
+
 @pytest.fixture(scope="module")
 def contract_run(spark, day, standin):
     """One run with one bad item of each kind injected into every reply."""
@@ -176,7 +246,7 @@ def test_synthesize_day__contract_rows_and_invalid_items_counted(spark, contract
     assert n == len(rows) > 0
     assert stats["calls"] == 2 * Q  # Q profile + Q click requests, no retries needed
     assert {r["model"] for r in rows} == {"offline-standin"}
-    assert {r["prompt_version"] for r in rows} == {"v1"}
+    assert {r["prompt_version"] for r in rows} == {"v2"}
     assert all(len(set(r["exemplar_cluster_ids"])) == A for r in rows)
     assert all(r[f] in S.VOCAB[f] for r in rows for f in S.PROFILE_FIELDS)
     # Context drawn from real rows (never null), reported in the run's figures.
@@ -367,6 +437,56 @@ def test_refine_instruction__rounds_stored_and_used_by_daily_runs(day, standin, 
     assert daily.instruction == refined.instruction == stored["rounds"][-1]["instruction"]
     assert daily.prompt_version == f"v1+i{stored['rounds'][-1]['hash'][:10]}"
     assert admin(standin, "/admin/stats")["calls"] == 3  # reading never refines
+
+
+def test_refine_instruction__every_round_scored_and_the_selected_one_in_force(
+    spark, day, standin, tmp_path
+):
+    from jobs.stage1.synthesize import refine_samples
+    from llm_client.client import ClientConfig
+    from llm_client.prompts import load_prompts
+    from llm_client.refine import fs, load_stored, prompts_in_force, refine, store_path
+
+    reset(standin)
+    seeds = read_table(spark, day.table_path(day.tables.seeds), DS)
+    drawn = refine_samples(seeds, N_CLUSTERS, seed=3).collect()
+    # One seed of every cluster before any cluster gets a second.
+    assert len({r[S.CLUSTER_ID] for r in drawn}) == N_CLUSTERS
+    samples = [{f: r[f] for f in S.PROFILE_FIELDS} for r in drawn[:8]]
+    warehouse = str(tmp_path / "wh")
+    cfg = ClientConfig(base_url=standin.base_url, model="offline-standin", concurrency=4)
+    refined = refine(cfg, load_prompts("v1"), samples, rounds=3, warehouse=warehouse, seed=1,
+                     select_requests=2, exemplars_per_request=4, rows_per_request=3)  # fmt: skip
+    stored = load_stored(warehouse, "v1")
+    assert admin(standin, "/admin/stats")["calls"] == 3 + 4 * 2  # rounds + 2 per candidate
+    scores = [r["score"] for r in stored["rounds"]]
+    assert all(0 < x <= 1 for x in scores) and len(scores) == 4
+    # The stand-in ignores instructions: equal scores, and ties go to the latest round.
+    assert len(set(scores)) == 1 and stored["selected"] == 3
+    assert refined.instruction == stored["rounds"][3]["instruction"]
+    # The daily run uses the selected round, not simply the last.
+    stored["selected"] = 1
+    fs.write_json(store_path(warehouse, "v1"), stored)
+    assert prompts_in_force(warehouse, "v1").instruction == stored["rounds"][1]["instruction"]
+
+
+def test_augmentation_score__copies_invalid_and_drift_lower_it() -> None:
+    from llm_client.refine import augmentation_score, select_round
+
+    real = [dict(zip(S.PROFILE_FIELDS, [S.VOCAB[f][i % 2] for f in S.PROFILE_FIELDS],
+                     strict=True)) for i in range(4)]  # fmt: skip
+    shown = [real[:1]]
+    new = [{**r, S.AGE_BAND: S.VOCAB[S.AGE_BAND][(i + 2) % 3]} for i, r in enumerate(real)]
+    good = augmentation_score([{"profiles": new}], 4, real, shown)
+    copies = augmentation_score([{"profiles": [real[0], *new[1:]]}], 4, real, shown)
+    drift = augmentation_score([{"profiles": [{**r, S.GENDER: S.VOCAB[S.GENDER][2]}
+                                              for r in new]}], 4, real, shown)  # fmt: skip
+    failed = augmentation_score([None], 4, real, shown)
+    assert good["kept_share"] == 1 and copies["kept_share"] == 0.75
+    assert good["score"] > copies["score"] and good["score"] > drift["score"]
+    assert failed == {"score": 0.0, "kept_share": 0.0, "tvd": 1.0}
+    history = [{"round": 0, "score": 0.5}, {"round": 1, "score": 0.7}, {"round": 2, "score": 0.7}]
+    assert select_round(history) == 2 and select_round(history[:2]) == 1
 
 
 def test_cli__simulate_sample_cluster_synthesize_small_day(spark, warehouse, tmp_path):
