@@ -25,8 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 ARMS = (
-    "original,content,samplellm,samplellm_content,no_is,no_cs,coldllm,both,samplellm_prune,"
-    "coldllm_prune,both_prune,oracle,attributes"
+    "original,content,samplellm,samplellm_content,no_is,no_cs,coldllm,both,samplellm_resampled,"
+    "samplellm_prune,coldllm_prune,both_prune,oracle,attributes"
 )
 
 

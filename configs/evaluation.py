@@ -42,6 +42,7 @@ COLD_ARMS: tuple[str, ...] = (
     "no_cs",
     "coldllm",
     "both",
+    "samplellm_resampled",
     "samplellm_prune",
     "coldllm_prune",
     "both_prune",
@@ -81,6 +82,10 @@ class ColdStartSettings(_Strict):
     # *_prune arms (LLMRec): share of each batch's synthetic rows dropped (highest
     # loss) after prune_warmup epochs.
     prune_share: float = Field(default=0.2, ge=0, lt=1)
+    # samplellm_resampled arm (the paper's D_s' -> D_s): stage 1 writes this many times
+    # the synthetic budget, stage 2 weights that pool, and the budget is drawn from it
+    # in proportion to weight (without replacement); its model trains unweighted.
+    resample_pool: float = Field(default=3.0, ge=1.0, le=20.0)
     prune_warmup: int = Field(default=1, ge=0)
     # Delta table of description embeddings (app_id, text_hash); null: not stored.
     text_table: str | None = "./runs/text_embeddings"

@@ -20,6 +20,9 @@ users (their profiles):
                        the content tower's top ``candidates_per_app`` training users
                        of each cold app (ColdLLM / LLM-Ins candidates mode), weighted
     both               original + the samplellm and coldllm rows, weighted together
+    samplellm_resampled  original + the paper's D_s' -> D_s: stage 1 writes
+                       ``resample_pool`` x the budget, stage 2 weights it, the budget
+                       is drawn in proportion to weight; trained unweighted
     *_prune            the arm with LLMRec pruning (``prune_share`` of each batch's
                        synthetic rows with the highest loss leave it after a warm-up)
     oracle             the simulator's true click logit (simulator only)
@@ -78,6 +81,7 @@ MODEL_ARMS: dict[str, ArmSpec] = {
     "no_cs": ArmSpec(False, "no_cs", True),
     "coldllm": ArmSpec(False, "coldllm", True),
     "both": ArmSpec(False, "both", True),
+    "samplellm_resampled": ArmSpec(False, "samplellm_resampled", False),
     "samplellm_prune": ArmSpec(False, "samplellm", True, prune=True),
     "coldllm_prune": ArmSpec(False, "coldllm", True, prune=True),
     "both_prune": ArmSpec(False, "both", True, prune=True),
@@ -163,6 +167,10 @@ def synthetic_arms(spark: Any, world: World, split: ColdSplit, settings: Setting
             arm = ArmData("coldllm", s1.rows, None, s1.generator, figures={**s1.figures, **filt})
             arm.weights, arm.stage2 = builder.weights(arm.syn)
             built["coldllm"] = arm
+        if "samplellm_resampled" in needed:
+            built["samplellm_resampled"] = resampled_arm(
+                ArmBuilder(spark, data, s, ep, round(n_syn * cs.resample_pool)), n_syn, seed
+            )
         if "both" in needed:
             rows = pd.concat([built["samplellm"].syn, built["coldllm"].syn], ignore_index=True)
             arm = ArmData("both", rows, None, "samplellm+coldllm",
@@ -208,6 +216,28 @@ def content_candidates(
     pairs = users.iloc[top.ravel()].reset_index(drop=True)
     pairs[S.APP_ID] = np.repeat(cold.to_numpy(), n)
     return pairs, {"candidate_users": len(users), "candidates_per_app": n}
+
+
+def resampled_arm(pool_builder: Any, n: int, seed: int) -> ArmData:
+    """The paper's D_s' -> D_s: weight an oversampled pool, keep ``n`` rows drawn in
+    proportion to weight without replacement (Efraimidis-Spirakis with a seeded draw,
+    the rule of ``jobs.stage2.transforms.importance_resample``), unweighted after."""
+    from jobs.evaluation.arms import ArmData
+
+    pool = pool_builder.build("samplellm")
+    w = np.asarray(pool.weights, dtype=float)
+    if len(pool.syn) < n:
+        raise InputError(f"arm samplellm_resampled: the pool has {len(pool.syn)} rows, fewer "
+                         f"than the {n} to draw (evaluate.cold_start.resample_pool)")  # fmt: skip
+    u = np.random.default_rng(seed).random(len(w))
+    with np.errstate(divide="ignore"):
+        key = np.log(-np.log(u)) - np.log(w)  # weight 0: key +inf, drawn last
+    keep = np.sort(np.argsort(key, kind="stable")[:n])
+    rows = pool.syn.iloc[keep].reset_index(drop=True)
+    figures = {**pool.figures, "pool_rows": len(pool.syn), "rows": n}
+    arm = ArmData("samplellm_resampled", rows, None, f"{pool.generator}:resampled", figures=figures)
+    arm.stage2 = {**pool.stage2, "resampled_from": len(pool.syn)}
+    return arm
 
 
 def _training_rows(split: ColdSplit, arm: ArmData | None, weighted: bool,

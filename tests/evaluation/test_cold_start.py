@@ -208,3 +208,27 @@ def test_request_examples__users_own_warm_rows_interleaved_with_descriptions() -
             match = rows[(rows[S.APP_ID] == e[S.DESCRIPTION].removeprefix("about "))
                          & (rows[S.CLICKED] == int(e[S.CLICKED]))]  # fmt: skip
             assert len(match) and S.USER_ID not in e and S.APP_ID not in e
+
+
+def test_resampled_arm__draws_the_budget_from_the_pool_in_proportion_to_weight() -> None:
+    from jobs.evaluation.arms import ArmData
+    from jobs.evaluation.cold_start import resampled_arm
+
+    pool = pd.DataFrame({S.APP_ID: [f"a{i}" for i in range(400)], S.CLICKED: 0})
+    w = np.where(np.arange(400) < 100, 5.0, 1.0)
+    w[300:] = 0.0  # never drawn
+
+    class Pool:
+        def build(self, name: str) -> ArmData:
+            arm = ArmData(name, pool, None, "llm:x:cluster", figures={"requests": 9})
+            arm.weights, arm.stage2 = w, {"ess_fraction": 0.5}
+            return arm
+
+    arm = resampled_arm(Pool(), 150, seed=0)
+    picked = arm.syn[S.APP_ID].str[1:].astype(int)
+    assert len(arm.syn) == 150 and picked.is_unique and (picked < 300).all()
+    assert arm.weights is None and arm.figures["pool_rows"] == 400
+    # 100 rows at weight 5 vs 200 at weight 1: the heavy ones are drawn far more often.
+    assert (picked < 100).mean() > 0.5, (picked < 100).mean()
+    with pytest.raises(InputError, match="resample_pool"):
+        resampled_arm(Pool(), 401, seed=0)
