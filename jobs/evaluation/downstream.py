@@ -2,8 +2,9 @@
 
 One encoder is fitted on the real training rows of a data set and shared by
 every arm, so all arms are scored on identical inputs; synthetic values the
-real data never had (and fields a generator does not write, such as the
-impression context of LLM rows) land in the out-of-vocabulary slot.
+real data never had (and fields a generator does not write) land in the
+out-of-vocabulary slot. LLM rows carry the context of a real row of their
+exemplar users with the same label (``synth.with_context``), as daily rows do.
 Validation (early stopping) is always on real rows; the test split is real.
 """
 

@@ -291,9 +291,41 @@ def llm_stage1(
     work = [(p, batches[r % len(batches)], shown[r]) for r, p in enumerate(profiles)]
     rows = _judge(data, pset, endpoint, ccfg, version, work, seed, figures, drops,
                   settings.llm.max_failure_share)  # fmt: skip
+    rows = with_context(data, rows, [[e[S.USER_ID] for e in x] for x in ex], seed, figures)
     figures["dropped"] = dict(drops)
     figures["rows"] = len(rows)
     return Stage1(rows, f"llm:{endpoint.model}:{exemplars}", figures)
+
+
+def with_context(
+    data: EvalData, rows: pd.DataFrame, users: list[list[Any]], seed: int, figures: dict
+) -> pd.DataFrame:
+    """Impression context (hour, weekday, network, slot: whichever the data set has) of
+    a real training row with the same label: the row's own user's (candidates mode),
+    else one of its request's exemplar users (``users[_req]``), else any user's;
+    the last is counted as ``context_fallback_rows``. The daily job does the same in
+    Spark (``jobs.stage1.context``); without it the DNN would see LLM rows' context
+    only in the out-of-vocabulary slot, a tell of "synthetic"."""
+    fields = [f for f in S.CONTEXT_FIELDS if f in data.features]
+    if rows.empty or not fields:
+        return rows.drop(columns="_req", errors="ignore")
+    train = data.train
+    by_user = train.groupby([S.USER_ID, LABEL]).indices
+    by_label = train.groupby(LABEL).indices
+    rng = np.random.default_rng(seed)
+    own = rows[S.USER_ID] if S.USER_ID in rows else pd.Series([None] * len(rows))
+    picked, fallback = np.empty(len(rows), dtype=np.int64), 0
+    for i, (req, y, user) in enumerate(zip(rows["_req"], rows[LABEL], own, strict=True)):
+        who = [user] if user is not None and not pd.isna(user) else users[int(req)]
+        pools = [by_user[(u, y)] for u in who if (u, y) in by_user]
+        if not pools:
+            fallback += 1
+            pools = [by_label[y]]
+        pool = np.concatenate(pools)
+        picked[i] = pool[rng.integers(len(pool))]
+    figures["context_fallback_rows"] = fallback
+    ctx = train.iloc[picked][fields].reset_index(drop=True)
+    return pd.concat([rows.drop(columns="_req").reset_index(drop=True), ctx], axis=1)
 
 
 def _judge(
@@ -309,7 +341,7 @@ def _judge(
     facts = {"base_ctr": data.facts.get("base_ctr", 0.05)}
     item_cols = [S.APP_ID, *[c for c in data.cold_items.columns if c != S.APP_ID]]
     msgs, fmts, ctx = [], [], []
-    for profs, batch, examples in work:
+    for req, (profs, batch, examples) in enumerate(work):
         if not profs:
             continue
         refd = [{"ref": f"u{i}", **{f: p[f] for f in data.profile_fields}}
@@ -327,13 +359,13 @@ def _judge(
             if pset
             else generic_click_messages(data, apps, refd, facts, examples)
         )
-        ctx.append((refd, apps, ids, ids_of))
+        ctx.append((refd, apps, ids, ids_of, req))
     docs = _send(
         ccfg, _requests(endpoint.model, version, "clicks", msgs, fmts, seed), "clicks", figures,
         max_share,
     )  # fmt: skip
     out = []
-    for doc, (refd, apps, ids, ids_of) in zip(docs, ctx, strict=True):
+    for doc, (refd, apps, ids, ids_of, req) in zip(docs, ctx, strict=True):
         v = schemas.validate_clicks(doc, [p["ref"] for p in refd], ids)
         drops.update(v.dropped)
         by_ref, by_app = {p["ref"]: p for p in refd}, {str(a[S.APP_ID]): a for a in apps}
@@ -344,6 +376,7 @@ def _judge(
             row.update({S.APP_ID: j["app_id"], LABEL: j["clicked"], "click_prob": j["click_prob"]})
             if ids_of[j["user"]] is not None:
                 row[S.USER_ID] = ids_of[j["user"]]
+            row["_req"] = req  # which request: with_context draws from its users
             out.append(row)
     return pd.DataFrame(out)
 
@@ -398,6 +431,7 @@ def candidate_stage1(
     drops: Counter = Counter()
     rows = _judge(data, pset, endpoint, ccfg, version, work, seed, figures, drops,
                   settings.llm.max_failure_share)  # fmt: skip
+    rows = with_context(data, rows, users, seed, figures)
     figures["dropped"] = dict(drops)
     figures["rows"] = len(rows)
     return Stage1(rows, f"llm:{endpoint.model}:candidates", figures)

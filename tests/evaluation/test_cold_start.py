@@ -232,3 +232,31 @@ def test_resampled_arm__draws_the_budget_from_the_pool_in_proportion_to_weight()
     assert (picked < 100).mean() > 0.5, (picked < 100).mean()
     with pytest.raises(InputError, match="resample_pool"):
         resampled_arm(Pool(), 401, seed=0)
+
+
+def test_with_context__real_context_of_the_request_users_with_the_same_label() -> None:
+    from jobs.evaluation.cold_data import eval_data
+    from jobs.evaluation.synth import with_context
+
+    world = _world(n_apps=10)
+    world.rows[S.HOUR] = np.arange(len(world.rows)) % 24
+    world.rows[S.NETWORK] = np.where(np.arange(len(world.rows)) % 3, "wifi", "4g")
+    split = split_cold(world, 0, 0.3, 0.1)
+    data = eval_data(world, split)
+    data.categorical = (*data.categorical, S.NETWORK)
+    data.numeric = (*data.numeric, S.HOUR)
+    train = data.train
+    rows = pd.DataFrame({S.INTEREST: "games", S.APP_ID: "a1", S.CLICKED: [True, False, True],
+                         "_req": [0, 1, 1]})  # fmt: skip
+    figures: dict = {}
+    out = with_context(data, rows, [["u1"], ["u2", "u3"]], seed=0, figures=figures)
+    assert "_req" not in out and list(out[S.CLICKED]) == [True, False, True]
+    for (_, r), users in zip(out.iterrows(), [["u1"], ["u2", "u3"], ["u2", "u3"]], strict=True):
+        same = train[train[S.USER_ID].isin(users) & (train[S.CLICKED] == int(r[S.CLICKED]))]
+        assert ((same[S.HOUR] == r[S.HOUR]) & (same[S.NETWORK] == r[S.NETWORK])).any()
+    assert figures["context_fallback_rows"] == 0
+    # A row's own user (candidates mode) wins; a user without such rows falls back, counted.
+    own = rows.assign(**{S.USER_ID: ["u7", "nobody", None]})
+    out = with_context(data, own, [["u1"], ["u2"]], seed=0, figures=figures)
+    mine = train[(train[S.USER_ID] == "u7") & (train[S.CLICKED] == 1)]
+    assert (mine[S.HOUR] == out[S.HOUR][0]).any() and figures["context_fallback_rows"] == 1
