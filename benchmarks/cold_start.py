@@ -85,8 +85,9 @@ def section(dataset: str, runs: list[dict], arms: tuple[str, ...], k: int) -> st
         for r in runs
     )
     syn = "; ".join(
-        f"seed {r['seed']} {n}: {s['rows']} rows, {s['clicks']} clicks, ESS share "
-        f"{s['stage2'].get('ess_fraction')}"
+        f"seed {r['seed']} {n} ({s['generator']}): {s['rows']} rows, {s['clicks']} clicks, "
+        f"ESS share {s['stage2'].get('ess_fraction')}"
+        + (f", dropped {json.dumps(s['stage1']['dropped'])}" if s["stage1"].get("dropped") else "")
         + (
             f", {s['stage1']['pairs']} candidate pairs, {s['stage1']['calls_per_cold_app']} "
             "calls per cold app"

@@ -52,6 +52,22 @@ REGISTRY: dict[str, dict[str, object]] = {
     "cold_start": {
         "args": ["--datasets", "simulator,movielens", "--seeds", "1,2", "--repeats", "3"]
     },
+    # The real model (llama.cpp + Gemma 3 270M) against the stand-in at the same small budget.
+    "cold_start_local": {
+        "script": "cold_start",
+        "args": [
+            "--datasets",
+            "simulator",
+            "--seeds",
+            "1,2",
+            "--repeats",
+            "3",
+            "--arms",
+            "original,samplellm_budget,samplellm_local",
+            "--out",
+            "benchmarks/results/cold_start_local.md",
+        ],
+    },
     "llm_local": {"args": ["--prompts"]},
     "candidates_cost": {"args": []},
 }

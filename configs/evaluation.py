@@ -43,6 +43,8 @@ COLD_ARMS: tuple[str, ...] = (
     "coldllm",
     "both",
     "samplellm_resampled",
+    "samplellm_local",
+    "samplellm_budget",
     "samplellm_prune",
     "coldllm_prune",
     "both_prune",
@@ -86,6 +88,12 @@ class ColdStartSettings(_Strict):
     # the synthetic budget, stage 2 weights that pool, and the budget is drawn from it
     # in proportion to weight (without replacement); its model trains unweighted.
     resample_pool: float = Field(default=3.0, ge=1.0, le=20.0)
+    # samplellm_local arm (a real model, issue 20): stage 1 through this endpoint
+    # (local-llm: llama.cpp + the packaged Gemma 3 270M on the CPU; or a URL) at
+    # local_rows synthetic rows, as a CPU model writes about one click row per 3 s;
+    # samplellm_budget: the configured endpoint at the same budget, like for like.
+    local_endpoint: str = "local-llm"
+    local_rows: int = Field(default=80, ge=10)
     prune_warmup: int = Field(default=1, ge=0)
     # Delta table of description embeddings (app_id, text_hash); null: not stored.
     text_table: str | None = "./runs/text_embeddings"

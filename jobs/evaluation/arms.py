@@ -49,7 +49,9 @@ LABELS: dict[str, str] = {
 }
 BASELINES: tuple[str, ...] = ("original", "gaussian_copula", "ctgan", "tvae")
 # Arms whose synthetic rows an LLM endpoint writes (coldllm / both: the cold-start protocol).
-LLM_ARMS: tuple[str, ...] = ("samplellm", "no_cs", "no_is", "coldllm", "both")
+LLM_ARMS: tuple[str, ...] = (
+    "samplellm", "no_cs", "no_is", "coldllm", "both", "samplellm_resampled", "samplellm_budget",
+)  # fmt: skip
 WEIGHTED_ARMS: tuple[str, ...] = ("samplellm", "no_cs", "no_llm")
 
 

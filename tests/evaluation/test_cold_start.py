@@ -117,11 +117,17 @@ def test_evaluate_cold_start__tiny_simulator_run_writes_the_contract(spark, tmp_
     from jobs.evaluation.evaluate import main
 
     cfg = tmp_path / "cs.yaml"
+    # samplellm_local through the stand-in here (the real model is benchmarks' work).
+    tiny = {**TINY, "cold_start": {**TINY["cold_start"], "local_endpoint": "local",
+                                   "local_rows": 20}}  # fmt: skip
     doc = {"warehouse": str(warehouse), "spark": {"master": "local[2]", "shuffle_partitions": 4},
-           "evaluate": TINY}  # fmt: skip
+           "evaluate": tiny}  # fmt: skip
     cfg.write_text(yaml.safe_dump(doc))
     out = tmp_path / "cs"
-    arms = "original,content,samplellm,coldllm,coldllm_prune,oracle"
+    arms = (
+        "original,content,samplellm,coldllm,samplellm_resampled,samplellm_local,"
+        "coldllm_prune,oracle"
+    )
     code = main(["--config", str(cfg), "--dataset", "simulator", "--protocol", "cold-start",
                  "--seed", "3", "--repeats", "2", "--arms", arms, "--out", str(out)])  # fmt: skip
 
@@ -144,6 +150,15 @@ def test_evaluate_cold_start__tiny_simulator_run_writes_the_contract(spark, tmp_
     assert coldllm["stage1"]["calls_per_cold_app"] == 2.0
     assert coldllm["rows"] > 0 and coldllm["stage2"]["ess_fraction"] > 0
     assert "coldllm_prune" in table
+    syn = summary["synthetic"]
+    # D_s' -> D_s: the budget drawn from a pool of resample_pool (3) x it, unweighted.
+    res = syn["samplellm_resampled"]
+    assert res["stage1"]["pool_rows"] > res["rows"] and res["stage2"]["resampled_from"] > 0
+    # The local arm: its own endpoint, its own (small) budget, its drops in the report.
+    local = syn["samplellm_local"]
+    assert local["stage1"]["endpoint"]["standin"] is True and "dropped" in local["stage1"]
+    # 20 rows ask for the minimum of 2 profile requests: at most 2 x 5 profiles x 8 apps.
+    assert 0 < local["rows"] <= 80 < syn["samplellm"]["rows"]
 
 
 def test_content_candidates__top_n_distinct_training_users_per_cold_app() -> None:
