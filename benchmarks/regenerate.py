@@ -47,7 +47,13 @@ REGISTRY: dict[str, dict[str, object]] = {
     "llm_client": {"args": ["--quick"]},
     "alignment": {"args": []},
     "daily_run": {"args": []},
-    "paper_tables": {"args": []},
+    # Every default arm plus samplellm_local (the real model at evaluate.local_rows).
+    "paper_tables": {
+        "args": [
+            "--arms",
+            "original,samplellm,no_cs,no_is,no_llm,gaussian_copula,ctgan,tvae,samplellm_local",
+        ]
+    },
     "judge_quality": {"args": []},
     "cold_start": {
         "args": ["--datasets", "simulator,movielens", "--seeds", "1,2", "--repeats", "3"]

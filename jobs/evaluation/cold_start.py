@@ -20,8 +20,8 @@ users (their profiles):
                        the content tower's top ``candidates_per_app`` training users
                        of each cold app (ColdLLM / LLM-Ins candidates mode), weighted
     both               original + the samplellm and coldllm rows, weighted together
-    samplellm_local    samplellm with stage 1 through ``local_endpoint`` (a real model:
-                       llama.cpp + Gemma 3 270M on the CPU by default) at ``local_rows``
+    samplellm_local    samplellm with stage 1 through ``evaluate.local_endpoint`` (a real model:
+                       llama.cpp + Gemma 3 270M on the CPU by default) at ``evaluate.local_rows``
     samplellm_budget   samplellm through the configured endpoint at ``local_rows``
     samplellm_resampled  original + the paper's D_s' -> D_s: stage 1 writes
                        ``resample_pool`` x the budget, stage 2 weights it, the budget
@@ -146,7 +146,7 @@ def synthetic_arms(spark: Any, world: World, split: ColdSplit, settings: Setting
     judged (real user, cold app) candidate pairs (needs ``catalog`` with text);
     ``both``: the two sets together, weighted by one stage-2 run.
     """
-    from jobs.evaluation.arms import ArmBuilder, ArmData, maybe_endpoint
+    from jobs.evaluation.arms import ArmBuilder, ArmData, local_arm, maybe_endpoint
     from jobs.evaluation.synth import candidate_stage1
 
     if not needed:
@@ -173,7 +173,7 @@ def synthetic_arms(spark: Any, world: World, split: ColdSplit, settings: Setting
             arm = ArmData("coldllm", s1.rows, None, s1.generator, figures={**s1.figures, **filt})
             arm.weights, arm.stage2 = builder.weights(arm.syn)
             built["coldllm"] = arm
-        n_small = min(cs.local_rows, n_syn)
+        n_small = min(settings.evaluate.local_rows, n_syn)
         if "samplellm_budget" in needed:
             arm = ArmBuilder(spark, data, s, ep, n_small).build("samplellm")
             built["samplellm_budget"] = replace(arm, name="samplellm_budget")
@@ -228,22 +228,6 @@ def content_candidates(
     pairs = users.iloc[top.ravel()].reset_index(drop=True)
     pairs[S.APP_ID] = np.repeat(cold.to_numpy(), n)
     return pairs, {"candidate_users": len(users), "candidates_per_app": n}
-
-
-def local_arm(spark: Any, data: Any, settings: Settings, n: int) -> ArmData:
-    """samplellm through ``evaluate.cold_start.local_endpoint`` (a real model; its call
-    settings are ``llm.local_llm``'s for ``local-llm``), ``n`` rows, weighted by stage 2.
-    Its stage-1 figures (requests, failures, drops by reason) are the arm's report."""
-    from jobs.evaluation.arms import ArmBuilder
-    from llm_client.endpoint import open_endpoint
-
-    llm = settings.llm.model_copy(update={"endpoint": settings.evaluate.cold_start.local_endpoint})
-    local = settings.model_copy(update={"llm": llm.effective()})
-    with open_endpoint(local.llm) as ep:
-        arm = ArmBuilder(spark, data, local, ep, n).build("samplellm")
-        arm.figures["endpoint"] = {"model": ep.model, "identity": ep.cache_model,
-                                   "standin": ep.is_standin}  # fmt: skip
-    return replace(arm, name="samplellm_local")
 
 
 def resampled_arm(pool_builder: Any, n: int, seed: int) -> ArmData:

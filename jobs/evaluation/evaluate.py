@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from configs.evaluation import ARMS, COLD_ARMS
+from configs.evaluation import ALL_ARMS, ARMS, COLD_ARMS
 from jobs.platform.errors import InputError
 
 if TYPE_CHECKING:
@@ -41,10 +41,10 @@ def parse_arms(text: str | None, default: Sequence[str]) -> tuple[str, ...]:
     if not text:
         return tuple(a for a in ARMS if a in default)
     asked = [a.strip() for a in text.split(",") if a.strip()]
-    bad = [a for a in asked if a not in ARMS]
+    bad = [a for a in asked if a not in ALL_ARMS]
     if bad or not asked:
-        raise InputError(f"--arms {text!r}: unknown {bad}; choose from {', '.join(ARMS)}")
-    return tuple(a for a in ARMS if a in asked)
+        raise InputError(f"--arms {text!r}: unknown {bad}; choose from {', '.join(ALL_ARMS)}")
+    return tuple(a for a in ALL_ARMS if a in asked)
 
 
 def summarise(scores: dict[str, list[Any]], baselines: Sequence[str]) -> dict[str, dict]:
@@ -322,7 +322,7 @@ def evaluate(
     """The whole evaluation; returns the summary written to ``out/summary.json``."""
     from jobs.evaluation import data as D
     from jobs.evaluation import report
-    from jobs.evaluation.arms import BASELINES, ArmBuilder, maybe_endpoint
+    from jobs.evaluation.arms import BASELINES, ArmBuilder, local_arm, maybe_endpoint
     from jobs.platform.spark import get_spark
 
     spark = get_spark(settings.spark)
@@ -341,7 +341,10 @@ def evaluate(
         built = {}
         for a in arms:
             start = time.monotonic()
-            built[a] = builder.build(a)
+            if a == "samplellm_local":  # its own endpoint (a real model) and budget
+                built[a] = local_arm(spark, data, settings, min(cfg.local_rows, n_syn))
+            else:
+                built[a] = builder.build(a)
             built[a].figures["build_seconds"] = round(time.monotonic() - start, 1)
             log.info("evaluate: arm %s built in %.1fs", a, time.monotonic() - start)
     out.mkdir(parents=True, exist_ok=True)

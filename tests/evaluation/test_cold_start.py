@@ -118,8 +118,7 @@ def test_evaluate_cold_start__tiny_simulator_run_writes_the_contract(spark, tmp_
 
     cfg = tmp_path / "cs.yaml"
     # samplellm_local through the stand-in here (the real model is benchmarks' work).
-    tiny = {**TINY, "cold_start": {**TINY["cold_start"], "local_endpoint": "local",
-                                   "local_rows": 20}}  # fmt: skip
+    tiny = {**TINY, "local_endpoint": "local", "local_rows": 20}
     doc = {"warehouse": str(warehouse), "spark": {"master": "local[2]", "shuffle_partitions": 4},
            "evaluate": tiny}  # fmt: skip
     cfg.write_text(yaml.safe_dump(doc))

@@ -122,3 +122,11 @@ def test_summarise__a_non_finite_repeat_is_counted_not_hidden():
     rows = {r[0]: r for r in results_rows(["original", "samplellm"], table, "auc", "logloss")}
     assert rows[LABELS["samplellm"]][1].endswith("(n=1 of 2)")
     assert "(n=" not in rows[LABELS["original"]][1]
+
+
+def test_parse_arms__the_real_model_arm_only_when_asked_for():
+    from configs.evaluation import ARMS
+    from jobs.evaluation.evaluate import parse_arms
+
+    assert "samplellm_local" not in parse_arms(None, ARMS)  # minutes on a CPU: opt in
+    assert parse_arms("samplellm_local,original", ARMS) == ("original", "samplellm_local")

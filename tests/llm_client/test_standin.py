@@ -136,36 +136,31 @@ def test_standin__clicks_calibrated_to_base_ctr_and_semantic(standin):
         assert all(np.argsort(-probs[i])[:2].tolist().count(i) for i in range(4)), probs
 
 
-def test_standin__clicks_follow_the_labelled_examples(standin):
-    """Examples where users like u0 clicked a music app and passed a finance app move
-    u0's judgement of a cold music app against a cold finance app; swapped labels
-    move it back. Calibration to the base CTR holds either way."""
+def test_standin__labelled_examples_are_parsed_as_data_and_do_not_move_it(standin):
+    """Examples (warm apps with descriptions, labels, no ids) are neither taken for cold
+    apps nor for users; the stand-in stays zero-shot (a heuristic use of them lowered
+    its correlation with the simulator's truth), so its judgement is unchanged."""
     apps = [
         {"app_id": "m", "category": "music", "description": "sing along to lyrics and record "
          "duets", "price": 0.0, "rating": 4.0},
-        {"app_id": "f", "category": "finance", "description": "track spending and pay bills "
-         "from your bank account", "price": 0.0, "rating": 4.0},
+        {"app_id": "f", "category": "finance", "description": "track spending and pay bills",
+         "price": 0.0, "rating": 4.0},
     ]  # fmt: skip
-    users = [{"ref": "u0", **EXEMPLARS[3]}]  # education: neither app's category
-    warm = [
-        ("music", "a karaoke app with scored duets and a song library"),
-        ("finance", "a stock trading app with live quotes and a budget planner"),
-    ]
+    users = [{"ref": "u0", **EXEMPLARS[3]}, {"ref": "u1", **EXEMPLARS[0]}]
+    examples = tuple(
+        {**EXEMPLARS[3], "category": c, "description": f"a {c} app", "price": 0.0,
+         "rating": 4.0, "clicked": c == "music"}
+        for c in ("music", "finance", "games")
+    )  # fmt: skip
 
-    def gap(clicked_music: bool) -> tuple[float, float]:
-        examples = tuple(
-            {**EXEMPLARS[3], "category": c, "description": d, "price": 0.0, "rating": 4.0,
-             "clicked": (c == "music") == clicked_music}
-            for c, d in warm for _ in range(2)
-        )  # fmt: skip
-        _, reply = post(standin, click_body(apps, users, 0.2, examples=examples))
+    def judged(ex: tuple) -> dict:
+        _, reply = post(standin, click_body(apps, users, 0.2, examples=ex))
         doc = json.loads(reply["choices"][0]["message"]["content"])
-        p = {j["app_id"]: j["click_prob"] for j in doc["judgements"]}
-        return p["m"] - p["f"], (p["m"] + p["f"]) / 2
+        v = schemas.validate_clicks(doc, ["u0", "u1"], ["m", "f"])
+        assert len(v.items) == 4 and not v.dropped
+        return {(j["user"], j["app_id"]): j["click_prob"] for j in v.items}
 
-    (music_first, mean_a), (finance_first, mean_b) = gap(True), gap(False)
-    assert music_first > 0.1 > -0.1 > finance_first, (music_first, finance_first)
-    assert abs(mean_a - 0.2) < 0.01 and abs(mean_b - 0.2) < 0.01
+    assert judged(examples) == judged(())
 
 
 def test_standin__fault_config_validated_and_applied(standin):
