@@ -76,6 +76,7 @@ REGISTRY: dict[str, dict[str, object]] = {
     },
     "llm_local": {"args": ["--prompts"]},
     "candidates_cost": {"args": []},
+    "cluster_call_rate": {"args": ["--latency-ms", "200", "--requests", "3072"]},
 }
 
 

@@ -142,7 +142,11 @@ def call_fn(cfg: ClientConfig, ds: str, run_id: str, prompt_version: str) -> Pan
         setup_logging()  # executors: make the pool's progress lines visible in their log
         # The whole partition at once so the pool stays full across Arrow batches;
         # partitions are sized to a wave (bounded), never to the day.
-        pdf = pd.concat(list(batches), ignore_index=True)
+        frames = list(batches)
+        # A partition can get no rows (more call partitions than a wave has requests).
+        if not frames:
+            return
+        pdf = pd.concat(frames, ignore_index=True)
         if pdf.empty:
             return
         requests = []

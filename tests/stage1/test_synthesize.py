@@ -146,6 +146,31 @@ def test_call_partitions__follow_the_executors_up_to_the_endpoint_cap():
     assert call_partitions(big.model_copy(update={"partitions": 3}), 8) == 3
 
 
+def test_synthesize_day__call_partitions_come_from_spark_not_the_cap(spark, day, standin):
+    """The wiring of the test above: a job asks Spark for its parallelism at call time.
+
+    With a cap of 64 partitions, the old rule (``concurrency // partition_concurrency``,
+    whatever the executors) would split every wave 64 ways; a constant would not
+    change with the machine. benchmarks/cluster_call_rate.py measures the rate this buys.
+    """
+    reset(standin)
+    settings = _settings(day, standin, "parts", concurrency=64, partition_concurrency=1)
+    run, _ = _run(spark, settings, standin)
+    cores = spark.sparkContext.defaultParallelism
+    assert cores < 64
+    assert run.figures["profile_call_partitions"] == cores
+    assert run.figures["click_call_partitions"] == cores
+
+
+def test_call_fn__partition_without_rows_sends_and_yields_nothing():
+    """More call partitions than a wave has requests leaves some partitions empty."""
+    from llm_client.client import ClientConfig
+    from spark_udfs.llm_calls import call_fn
+
+    fn = call_fn(ClientConfig("http://127.0.0.1:9/v1", "offline-standin"), DS, "run", "v1")
+    assert list(fn(iter([]))) == []
+
+
 def test_exemplar_plan__clusters_distinct_within_request(spark, day):
     seeds = read_table(spark, day.table_path(day.tables.seeds), DS)
     per_cluster = {int(r[0]): int(r[1]) for r in seeds.groupBy(S.CLUSTER_ID).count().collect()}
