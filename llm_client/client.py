@@ -4,14 +4,22 @@ Shaped after vLLM's serving-benchmark client, with its gaps closed:
 
 * requests and results are small dataclasses; a failed request is a result
   with ``success=False`` and an error, so one failure never breaks a batch;
-* one shared HTTP client whose connection limit equals the concurrency, and a
-  fixed pool of that many workers pulling from a queue (not a task per row);
+* one shared HTTP session (aiohttp, as vLLM's benchmark client) whose
+  connection limit equals the concurrency, and a fixed pool of that many
+  workers pulling from a queue (not a task per row);
 * a readiness probe (``GET /models``) before a batch;
 * retries with exponential backoff and full jitter on 429, 5xx, timeouts,
   connection errors and replies that are not valid JSON; other 4xx cannot
   succeed on retry and fail at once (and, by default, stop the pool: a wrong
   model name or schema would otherwise burn the whole batch);
 * the API key comes from an environment variable only and is never logged.
+
+Why aiohttp and not the ``openai`` SDK: the SDK re-walks every request's
+messages and JSON schema against its TypedDicts and runs httpx's pure-Python
+HTTP stack; that cost 2-4 ms of CPU per request, so at concurrency 32 and
+200 ms latency the one event loop fell to 0.75-0.85 of the ideal rate. The
+wire protocol is plain JSON over HTTP; aiohttp speaks it for about 0.5 ms
+per request (``benchmarks/llm_client.py``).
 
 Only the chat-completions protocol is assumed (``response_format`` with a
 JSON schema, ``seed``, ``n``). Servers differ in how they take the schema
@@ -40,18 +48,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import httpx2
-import openai
+import aiohttp
 
 from configs.llm import LLMSettings
 from jobs.platform.errors import LLMError
 from llm_client.schemas import for_dialect, kept_rows
 
 log = logging.getLogger(__name__)
-# httpx2 (under openai) logs every request at INFO: one line per call drowns the
-# progress lines. Quiet unless someone configured it on purpose.
-if logging.getLogger("httpx2").level == logging.NOTSET:
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 # Sent with every call so servers (and the stand-in's call counter) can trace it.
 REQUEST_ID_HEADER = "X-Coldstart-Request-Id"
@@ -132,6 +135,26 @@ class LLMResult:
     truncated: bool = False  # finish_reason "length": a drop, not a failure
 
 
+class StatusError(Exception):
+    """A reply with a non-2xx HTTP status; ``message`` is the server's own."""
+
+    def __init__(self, status_code: int, message: str, body: str) -> None:
+        super().__init__(f"HTTP {status_code}: {message}")
+        self.status_code, self.message, self.body = status_code, message, body
+
+    @classmethod
+    def from_reply(cls, status_code: int, raw: bytes) -> StatusError:
+        """OpenAI's ``{"error": {"message": ...}}``, vLLM's ``{"message": ...}`` or text."""
+        body = raw.decode("utf-8", "replace")
+        try:
+            doc = json.loads(body)
+        except json.JSONDecodeError:
+            return cls(status_code, body[:500], body)
+        err = doc.get("error", doc) if isinstance(doc, dict) else doc
+        message = err.get("message") if isinstance(err, dict) else err
+        return cls(status_code, str(message or body[:500]), body)
+
+
 class InvalidJSONError(ValueError):
     """A 200 reply whose content is not JSON (unguided output)."""
 
@@ -148,11 +171,20 @@ class TruncatedError(ValueError):
         )
 
 
+# What one attempt may raise; everything else is a bug and propagates.
+ATTEMPT_ERRORS = (
+    StatusError,
+    InvalidJSONError,
+    TruncatedError,
+    TimeoutError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+)
+
+
 def names_json_object(exc: Exception) -> bool:
     """A rejection of the json_schema type by a server that takes json_object."""
-    return isinstance(exc, openai.APIStatusError) and "json_object" in str(exc.message) + str(
-        exc.body
-    )
+    return isinstance(exc, StatusError) and "json_object" in exc.message + exc.body
 
 
 def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -209,10 +241,10 @@ class Progress:
 
 def _classify(exc: Exception) -> tuple[bool, int | None, str]:
     """(retryable, http status, message) of an exception from one attempt."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, TimeoutError):  # before ClientConnectionError: aiohttp's are both
         return True, None, "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return True, None, f"connection error: {type(exc.__cause__ or exc).__name__}"
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return True, None, f"connection error: {type(exc).__name__}"
     if names_json_object(exc):
         return (
             False,
@@ -222,11 +254,9 @@ def _classify(exc: Exception) -> tuple[bool, int | None, str]:
                 "json_schema; set llm.dialect: json_object (or auto)"
             ),
         )
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, StatusError):
         code = exc.status_code
-        body = exc.body if isinstance(exc.body, dict) else {}
-        message = str(body.get("message") or exc.message)
-        return code in (408, 409, 429) or code >= 500, code, f"HTTP {code}: {message}"
+        return code in (408, 409, 429) or code >= 500, code, f"HTTP {code}: {exc.message}"
     if isinstance(exc, InvalidJSONError):
         return True, 200, str(exc)
     if isinstance(exc, TruncatedError):
@@ -240,27 +270,24 @@ class LLMClient:
     def __init__(self, cfg: ClientConfig, *, seed: int = 0) -> None:
         self.cfg = cfg
         self._rng = random.Random(seed)
-        self._http: httpx2.AsyncClient | None = None
-        self._api: openai.AsyncOpenAI | None = None
+        self._session: aiohttp.ClientSession | None = None
         self.dialect = cfg.dialect
+        base = cfg.base_url.rstrip("/")
+        self._chat_url, self._models_url = f"{base}/chat/completions", f"{base}/models"
 
     async def __aenter__(self) -> LLMClient:
-        limits = httpx2.Limits(
-            max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency
-        )
-        self._http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.cfg.timeout_s)
-        self._api = openai.AsyncOpenAI(
-            base_url=self.cfg.base_url,
-            api_key=os.environ.get(self.cfg.api_key_env) or NO_KEY,
-            http_client=self._http,
-            max_retries=0,  # retries are ours: jitter, JSON checks, fail-fast on 4xx
-            timeout=self.cfg.timeout_s,
+        key = os.environ.get(self.cfg.api_key_env) or NO_KEY
+        self._session = aiohttp.ClientSession(
+            # One connection per worker, kept alive across requests.
+            connector=aiohttp.TCPConnector(limit=self.cfg.concurrency),
+            timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),  # per attempt
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._api is not None:
-            await self._api.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def ready(self) -> list[str]:
         """Wait until ``GET /models`` answers; return the served model ids."""
@@ -268,32 +295,40 @@ class LLMClient:
         last = "no answer"
         while time.monotonic() < deadline:
             try:
-                page = await self._api.models.list()
-                return [m.id for m in page.data]
-            except (openai.APIConnectionError, openai.APIStatusError) as exc:
+                async with self._session.get(self._models_url) as resp:
+                    status, raw = resp.status, await resp.read()
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 last = type(exc).__name__
+            else:
+                if status == 200:
+                    try:
+                        return [m["id"] for m in json.loads(raw)["data"]]
+                    except (ValueError, KeyError, TypeError):
+                        last = "reply is not a model list"
+                else:
+                    last = f"HTTP {status}"
             await asyncio.sleep(0.25)
         raise LLMError(
             f"LLM endpoint {self.cfg.base_url} not ready after {self.cfg.ready_timeout_s:.0f}s "
             f"({last}); check llm.endpoint"
         )
 
-    async def _attempt(self, req: LLMRequest) -> LLMResult:
-        kwargs: dict[str, Any] = dict(req.sampling)
+    def _body(self, req: LLMRequest) -> bytes:
+        body: dict[str, Any] = {"model": self.cfg.model, "messages": req.messages, **req.sampling}
         if req.response_format is not None:
-            kwargs["response_format"] = for_dialect(req.response_format, self.dialect)
-        # Raw response: the reply is read as plain JSON, skipping the SDK's pydantic
-        # models (a third of the client's CPU per request; see benchmarks/llm_client.py).
-        raw = await self._api.chat.completions.with_raw_response.create(
-            model=self.cfg.model,
-            messages=list(req.messages),
-            extra_headers={REQUEST_ID_HEADER: req.request_hash},
-            **kwargs,
-        )
+            body["response_format"] = for_dialect(req.response_format, self.dialect)
+        return json.dumps(body).encode()
+
+    async def _attempt(self, req: LLMRequest) -> LLMResult:
+        headers = {REQUEST_ID_HEADER: req.request_hash}
+        async with self._session.post(self._chat_url, data=self._body(req), headers=headers) as r:
+            status, raw = r.status, await r.read()
+        if not 200 <= status < 300:
+            raise StatusError.from_reply(status, raw)
         try:
-            resp = json.loads(raw.http_response.content)
+            resp = json.loads(raw)
             choices = resp["choices"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             raise InvalidJSONError("response body is not a chat completion") from None
         usage = resp.get("usage") or {}
         tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
@@ -330,7 +365,7 @@ class LLMClient:
             attempt += 1
             try:
                 result = await self._attempt(req)
-            except (openai.APIError, InvalidJSONError, TruncatedError) as exc:
+            except ATTEMPT_ERRORS as exc:
                 if self.cfg.dialect == "auto" and not switched and names_json_object(exc):
                     if self.dialect != "json_object":
                         log.info("endpoint %s takes response_format json_object", self.cfg.base_url)
@@ -352,6 +387,7 @@ class LLMClient:
                     )
                 retryable, status, message = _classify(exc)
                 if retryable and attempt <= self.cfg.max_retries:
+                    log.debug("request %s attempt %d: %s", req.request_hash[:12], attempt, message)
                     cfg = self.cfg
                     await asyncio.sleep(
                         backoff_s(attempt, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)

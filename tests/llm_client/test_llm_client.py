@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 
 import pytest
@@ -167,6 +168,26 @@ def test_validators__envelope_duplicates_and_gaps():
     judgement = {"user": "u0", "app_id": "a1", "clicked": True, "click_prob": 1.5}
     c = schemas.validate_clicks({"judgements": [judgement]}, ["u0"], ["a1", "a2"])
     assert dict(c.dropped) == {schemas.OUT_OF_RANGE: 1, schemas.MISSING_JUDGEMENT: 2}
+
+
+def test_client__refused_connection_is_a_retryable_result_not_an_exception():
+    # Setup: a port nothing listens on
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = ClientConfig(
+        base_url=f"http://127.0.0.1:{port}/v1", model=MODEL, max_retries=1, backoff_base_s=0.01
+    )
+
+    async def go():
+        async with LLMClient(cfg) as client:
+            return await client.complete(profile_request(6))
+
+    # Run
+    result = asyncio.run(go())
+    # Assert
+    assert not result.success and result.retryable and result.attempts == 2
+    assert result.http_status is None and result.error.startswith("connection error: ")
 
 
 def test_client__api_key_sent_but_never_logged(standin, caplog):
