@@ -8,25 +8,13 @@ field. Everything the evaluation trains or fits runs on bounded pandas frames
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from configs.recmodel import GAMMA
 
-ARMS: tuple[str, ...] = (
-    "original",
-    "samplellm",
-    "no_cs",
-    "no_is",
-    "no_llm",
-    "gaussian_copula",
-    "ctgan",
-    "tvae",
-)
-# Every arm --arms accepts, in report order: the defaults plus samplellm_local (a real
-# model on the CPU: minutes per run, so only when asked for).
-ALL_ARMS: tuple[str, ...] = (*ARMS, "samplellm_local")
+# Every arm --arms accepts, in report order.
 Arm = Literal[
     "original",
     "samplellm",
@@ -38,6 +26,10 @@ Arm = Literal[
     "tvae",
     "samplellm_local",
 ]
+ALL_ARMS: tuple[str, ...] = get_args(Arm)
+# The default arms: all but samplellm_local (a real model on the CPU: minutes per run,
+# so only when asked for).
+ARMS: tuple[str, ...] = tuple(a for a in ALL_ARMS if a != "samplellm_local")
 
 
 class _Strict(BaseModel):
