@@ -5,9 +5,11 @@
 
 Attribution model: 16 fields x 16-dim embeddings, MLP 256-128-1 (GELU),
 10,000 rows, 8 background baselines per row. ``batched_s`` is the wall time
-of ``field_interactions`` over all rows (torch.func: jacfwd(jacrev) per
-(row, baseline), vmapped); the reference is ``autograd.functional.hessian``
-per row in a Python loop on ``--ref-rows`` rows, extrapolated per row.
+of ``field_interactions`` over all rows with ``model.linear_split()`` (the
+DNN path: the Hessian from the MLP's layers, batched); ``generic_path`` is
+the same without it (torch.func: jacfwd(jacrev) per (row, baseline),
+vmapped). The reference is ``autograd.functional.hessian`` per row in a
+Python loop on ``--ref-rows`` rows, extrapolated per row.
 Training throughput streams a simulated day from Delta through the weekly
 trainer's code path. Machine load is shared: ``loadavg`` is recorded before
 and after.

@@ -11,7 +11,7 @@ The activation is smooth (GELU by default) so the input Hessian is non-zero.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -44,6 +44,22 @@ def mlp(sizes: list[int], activation: str) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class LinearSplit:
+    """A DNN head as ``head(e) = mlp(weight . e + bias)``, with the MLP in parts.
+
+    ``layers`` are the (weight, bias) of the Linear layers after the first,
+    the last one giving the logit; ``activation`` (elementwise) comes before
+    each of them. The attribution builds the head's input Hessian from these
+    parts (``recmodel/attribution.py``).
+    """
+
+    weight: torch.Tensor  # [H, K, D]
+    bias: torch.Tensor  # [H]
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    activation: nn.Module
 
 
 class RecallModel(nn.Module):
@@ -136,23 +152,21 @@ class RecallModel(nn.Module):
             logit = logit + self.first_order_term(cat_idx, num)
         return logit
 
-    def linear_split(self) -> tuple[torch.Tensor, torch.Tensor, Callable] | None:
-        """``(W [H, K, D], c [H], rest)`` with ``head(e) == rest(W . e + c)``; DNN only.
+    def linear_split(self) -> LinearSplit | None:
+        """The head's first layer (linear in the embeddings) and the MLP after it; DNN only.
 
-        The first layer is linear in the embeddings, so the attribution can
-        push each field's difference through it once per row instead of once
-        per Hessian-vector product (the largest matmul of the head).
+        The attribution pushes each field's difference through the first
+        layer once per row instead of once per Hessian-vector product (the
+        largest matmul of the head), and differentiates the rest by its layers.
         """
         if self.cfg.architecture != "dnn" or not self.cfg.hidden:
             return None
-        first, rest = self.mlp[0], self.mlp[1:]
+        first, *rest = self.mlp
         k, d = len(self.fields), self.cfg.embedding_dim
-        weight = first.weight.detach().reshape(-1, k, d)
-
-        def rest_fn(a: torch.Tensor) -> torch.Tensor:
-            return rest(a).squeeze(-1)
-
-        return weight, first.bias.detach(), rest_fn
+        layers = tuple((m.weight.detach(), m.bias.detach()) for m in rest[1::2])
+        return LinearSplit(
+            first.weight.detach().reshape(-1, k, d), first.bias.detach(), layers, rest[0]
+        )
 
 
 def build_model(encoder: FeatureEncoder, cfg: ModelSettings, *, seed: int) -> RecallModel:

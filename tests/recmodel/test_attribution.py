@@ -17,11 +17,13 @@ from recmodel.model import RecallModel
 K, D = 5, 3
 
 
-def _small_model(architecture: str = "dnn", activation: str = "gelu") -> RecallModel:
+def _small_model(
+    architecture: str = "dnn", activation: str = "gelu", hidden: tuple[int, ...] = (12, 6)
+) -> RecallModel:
     torch.manual_seed(3)
     cfg = ModelSettings(
         embedding_dim=D,
-        hidden=(12, 6),
+        hidden=hidden,
         activation=activation,
         architecture=architecture,
         user_fields=("f0", "f1"),
@@ -59,6 +61,24 @@ def test_field_interactions__equal_per_sample_hessian_reference(architecture, pa
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
     if split is not None:
         torch.testing.assert_close(fast_split, slow, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "softplus"])
+@pytest.mark.parametrize("hidden", [(12,), (10, 8, 6)])
+def test_field_interactions__dnn_layer_path_equals_reference_any_depth_activation(
+    activation, hidden
+):
+    # Setup: the DNN shortcut builds the Hessian from the MLP's layers
+    model = _small_model("dnn", activation, hidden)
+    x, base = _rows(5, 3, seed=4)
+    scales = torch.rand(5, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    for s in (None, scales):
+        # Run
+        fast = field_interactions(model.head, x, base, s, split=model.linear_split())
+        slow = reference_interactions(model.head, x, base, s)
+        # Assert
+        assert slow.abs().max() > 1e-3
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
 
 
 def test_field_interactions__known_hessian_is_exact():
