@@ -233,3 +233,19 @@ def test_bounded_sample__same_rows_in_same_order_for_any_partitioning(spark, ske
     # A different seed draws different rows.
     other = bounded_sample(layouts[0], 3_000, 12, ["a", "c"])
     assert not other["c"].reset_index(drop=True).equals(capped[0]["c"])
+
+
+def test_group_log_weights__values_containing_the_separator_stay_apart(spark):
+    # Setup: ("p<SEP>q", "r") and ("p", "q<SEP>r") are different values of group (a, b)
+    # whose tokens, joined by the separator, read the same
+    sep = stage2.SEP
+    real = pd.DataFrame({"a": [f"p{sep}q"] * 9 + ["p"], "b": ["r"] * 9 + [f"q{sep}r"]})
+    syn = pd.DataFrame({"a": [f"p{sep}q", "p"], "b": ["r", f"q{sep}r"], "id": [0, 1]})
+    r, s = _frames(spark, real, syn)
+    # Run
+    gw = stage2.group_log_weights(r, s, [["a", "b"]], {}, alpha=1.0)
+    got = gw.df.select("id", stage2.LOG_W).toPandas().sort_values("id")[stage2.LOG_W]
+    # Assert: two keys, each with its own real frequency (9 of 10 vs 1 of 10)
+    assert gw.keys == 2
+    p_real = np.array([(9 + 1) / (10 + 2), (1 + 1) / (10 + 2)])
+    np.testing.assert_allclose(np.exp(got.to_numpy()), p_real / 0.5, rtol=1e-12)
