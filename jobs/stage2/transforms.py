@@ -339,6 +339,28 @@ def truncation_c(rule: float | str | None, n: int) -> float | None:
     return float(rule)
 
 
+# |largest log weight| up to which sum(exp(lw)) and sum(exp(2 lw)) are taken
+# unshifted: e^(2 * 300) is far from float64's overflow (e^709) and underflow
+# (e^-708), so the top row's terms stay normal and shifting afterwards is exact
+# to rounding; rows that underflow weigh < e^-100 of the top one.
+UNSHIFTED_MAX_LOG = 300.0
+
+
+def _shifted_sums(
+    s1: float | None, s2: float | None, top: float
+) -> tuple[float, float] | tuple[None, None]:
+    """``sum exp(lw - top)`` and ``sum exp(2 (lw - top))`` from the unshifted sums.
+
+    ``(None, None)`` when ``top`` is out of the safe range or a sum is not a
+    positive finite number: the caller then sums the shifted terms itself.
+    """
+    if abs(top) > UNSHIFTED_MAX_LOG or s1 is None or s2 is None:
+        return None, None
+    if not (0 < s1 < math.inf and 0 < s2 < math.inf):
+        return None, None
+    return s1 * math.exp(-top), s2 * math.exp(-2 * top)
+
+
 def normalise(
     df: DataFrame, truncate_c: float | str | None = None, log_col: str = LOG_W
 ) -> tuple[DataFrame, WeightStats]:
@@ -349,14 +371,24 @@ def normalise(
 
     Rows with a NaN/inf log weight are dropped and counted; if no row is left
     the run fails loudly (``ValidationFailedError``): a table of zero weights
-    would silently train on nothing. ``df`` should be persisted by the caller
-    (three aggregations read it).
+    would silently train on nothing. One aggregation finds the rows, the
+    largest log weight and the sums for the ESS (a second one only when the
+    log weights are too large for the sums to be taken unshifted; a third with
+    truncation), so ``df`` should be persisted by the caller when it is
+    expensive to recompute.
     """
     from pyspark.sql import functions as F
 
     lw = F.col(log_col)
     ok = _finite(lw)
-    first = df.agg(F.count("*"), F.sum(ok.cast("long")), F.max(F.when(ok, lw))).first()
+    okw = F.when(ok, lw)
+    first = df.agg(
+        F.count("*"),
+        F.sum(ok.cast("long")),
+        F.max(okw),
+        F.sum(F.exp(okw)),
+        F.sum(F.exp(2 * okw)),
+    ).first()
     rows, n, top = int(first[0]), int(first[1] or 0), first[2]
     if n == 0 or top is None:
         raise ValidationFailedError(
@@ -364,7 +396,9 @@ def normalise(
         )
     rel = lw - F.lit(float(top))
     kept = df.where(ok)
-    s1, s2 = kept.agg(F.sum(F.exp(rel)), F.sum(F.exp(2 * rel))).first()
+    s1, s2 = _shifted_sums(first[3], first[4], float(top))
+    if s1 is None:
+        s1, s2 = kept.agg(F.sum(F.exp(rel)), F.sum(F.exp(2 * rel))).first()
     ess_before = float(s1) ** 2 / float(s2)
     log_thr, truncated = float("inf"), 0
     rule, truncate_c = truncate_c, truncation_c(truncate_c, n)

@@ -249,3 +249,38 @@ def test_group_log_weights__values_containing_the_separator_stay_apart(spark):
     assert gw.keys == 2
     p_real = np.array([(9 + 1) / (10 + 2), (1 + 1) / (10 + 2)])
     np.testing.assert_allclose(np.exp(got.to_numpy()), p_real / 0.5, rtol=1e-12)
+
+
+def _jobs_of(spark, fn):
+    """(result of fn(), number of Spark jobs it ran)."""
+    import uuid
+
+    sc = spark.sparkContext
+    group = f"count-jobs-{uuid.uuid4().hex}"
+    sc.setJobGroup(group, "count jobs")
+    try:
+        out = fn()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return out, len(sc.statusTracker().getJobIdsForGroup(group))
+
+
+def test_normalise__one_aggregation_reads_the_rows(spark):
+    # Setup: plain log weights, then ones far outside exp()'s range
+    lw = np.log(np.array([1.0, 3.0, 4.0]))
+    df = spark.createDataFrame(pd.DataFrame({"id": range(3), stage2.LOG_W: lw}))
+    huge = spark.createDataFrame(pd.DataFrame({"id": range(3), stage2.LOG_W: lw + 1000.0}))
+    tiny = spark.createDataFrame(pd.DataFrame({"id": range(3), stage2.LOG_W: lw - 1000.0}))
+    # Run
+    (out, stats), jobs = _jobs_of(spark, lambda: stage2.normalise(df))
+    (_, trunc), jobs_truncated = _jobs_of(spark, lambda: stage2.normalise(df, 1.2))
+    results = [stage2.normalise(d) for d in (huge, tiny)]
+    # Assert: one pass (two with truncation: each a map and a result job under AQE);
+    # the same weights and ESS at any scale
+    assert (jobs, jobs_truncated) == (2, 4)
+    expected = np.array([1.0, 3.0, 4.0]) * 3 / 8
+    for o, st in [(out, stats), *results]:
+        w = o.toPandas().sort_values("id")["weight"].to_numpy()
+        np.testing.assert_allclose(w, expected, rtol=1e-12)
+        assert st.ess_before == pytest.approx(8.0**2 / 26, rel=1e-12)
+    assert trunc.truncated_rows == 1
