@@ -21,6 +21,12 @@ Why these choices:
   exploded ``groupBy`` per side, so T groups cost two shuffles, not 2T.
   It is joined onto the synthetic rows by broadcast when small, else by a
   sort-merge shuffle join (same numbers either way; tested).
+* **Hashed keys.** A group's key is its tokens hashed twice (two 64-bit
+  xxhash64 with different seeds, 128 bits): grouping and joining on two longs
+  costs a fraction of building, hashing and comparing a concatenated string
+  per row and group (benchmarks/weights.py). Two different values share a key
+  with probability ~K^2 / 2^129 for K keys (1e-26 at K = 2M): never, in
+  practice. The readable key (``group_key``) stays for reports.
 * **Self-normalised** weights with mean 1, truncated at ``c * mean``
   (truncated importance sampling, Ionides 2008) with ``c = sqrt(N)`` by
   default: the cap grows with N, so the bias it adds vanishes while no single
@@ -46,13 +52,16 @@ log = logging.getLogger(__name__)
 
 SEP = "\x1f"
 NULL_TOKEN = "<null>"
+NULL_BIN = -1
 LOG_W = "__log_w"
-GROUP, KEY = "_group", "_key"
+GROUP, KEYS = "_group", ("_key", "_key2")
+# Seeds of the two hashes that make up a group key (any two distinct values).
+KEY_SEEDS = (0x5EED0001, 0x5EED0002)
 
 
-def group_col(t: int) -> str:
-    """Name of the key column of feature group ``t`` on a keyed DataFrame."""
-    return f"__g{t}"
+def group_cols(t: int) -> tuple[str, str]:
+    """Names of the two key columns of feature group ``t`` on a keyed DataFrame."""
+    return f"__g{t}", f"__h{t}"
 
 
 # -- binning and keys ---------------------------------------------------------
@@ -107,18 +116,46 @@ def token(name: str, bins: dict[str, list[float]]) -> Column:
 
 
 def group_key(fields: list[str] | tuple[str, ...], bins: dict[str, list[float]]) -> Column:
-    """The joint value of a feature group as one string key."""
+    """The joint value of a feature group as one readable string key (reports)."""
     from pyspark.sql import functions as F
 
     tokens = [token(f, bins) for f in fields]
     return tokens[0] if len(tokens) == 1 else F.concat_ws(SEP, *tokens)
 
 
+def key_token(name: str, bins: dict[str, list[float]]) -> Column:
+    """What :func:`token` says, in the cheapest type to hash: a numeric field's bin as an int
+    (``NULL_BIN`` for null/NaN), any other field as its string (``NULL_TOKEN`` if null).
+
+    Two values get the same key token exactly when they get the same token.
+    """
+    from pyspark.sql import functions as F
+
+    if name not in bins:
+        return token(name, bins)
+    x = F.col(name).cast("double")
+    idx = sum((x > F.lit(c)).cast("int") for c in bins[name]) if bins[name] else F.lit(0)
+    return F.when(x.isNull() | F.isnan(x), F.lit(NULL_BIN)).otherwise(idx)
+
+
+def hashed_keys(
+    fields: list[str] | tuple[str, ...], bins: dict[str, list[float]]
+) -> tuple[Column, Column]:
+    """The joint value of a feature group as a 128-bit key: two xxhash64 of its key tokens."""
+    from pyspark.sql import functions as F
+
+    tokens = [key_token(f, bins) for f in fields]
+    return tuple(F.xxhash64(F.lit(seed), *tokens) for seed in KEY_SEEDS)  # type: ignore[return-value]
+
+
 def add_group_keys(
     df: DataFrame, groups: list[list[str]], bins: dict[str, list[float]]
 ) -> DataFrame:
-    """Add one key column ``__g<t>`` per feature group."""
-    return df.withColumns({group_col(t): group_key(g, bins) for t, g in enumerate(groups)})
+    """Add the two key columns ``__g<t>``, ``__h<t>`` of every feature group."""
+    cols = {}
+    for t, g in enumerate(groups):
+        cols.update(zip(group_cols(t), hashed_keys(g, bins), strict=True))
+    return df.withColumns(cols)
 
 
 def check_groups(groups: list[list[str]], columns: list[str]) -> list[list[str]]:
@@ -136,14 +173,19 @@ def check_groups(groups: list[list[str]], columns: list[str]) -> list[list[str]]
 
 
 def _long_keys(df: DataFrame, n_groups: int, weight: Column) -> DataFrame:
+    """One row per (row, group): ``_group``, the group's two key columns and ``_w``."""
     from pyspark.sql import functions as F
 
     pairs = F.array(
-        *[F.struct(F.lit(t).alias(GROUP), F.col(group_col(t)).alias(KEY)) for t in range(n_groups)]
+        *[
+            F.struct(
+                F.lit(t).alias(GROUP),
+                *[F.col(c).alias(k) for c, k in zip(group_cols(t), KEYS, strict=True)],
+            )
+            for t in range(n_groups)
+        ]
     )
-    return df.select(F.explode(pairs).alias("_p"), weight.alias("_w")).select(
-        F.col(f"_p.{GROUP}").alias(GROUP), F.col(f"_p.{KEY}").alias(KEY), "_w"
-    )
+    return df.select(F.explode(pairs).alias("_p"), weight.alias("_w")).select("_p.*", "_w")
 
 
 def frequency_table(
@@ -156,19 +198,25 @@ def frequency_table(
     """``(group, key)`` -> smoothed ``log P_real - log P_syn`` for every key of either side.
 
     ``real_weight`` (e.g. ``sample_weight``) undoes a down-sampling of the real
-    side: counts are sums of weights. Columns: _group, _key, n_real, n_syn,
-    log_p_real, log_p_syn, log_ratio, real_seen.
+    side: counts are sums of weights. Columns: _group, _key, _key2, n_real,
+    n_syn, log_p_real, log_p_syn, log_ratio, real_seen.
     """
     from pyspark.sql import functions as F
 
     rw = F.col(real_weight).cast("double") if real_weight else F.lit(1.0)
-    real = _long_keys(real_keyed, n_groups, rw).groupBy(GROUP, KEY).agg(F.sum("_w").alias("n_real"))
+    # One aggregation per side, each fused with its scan, then a join of the two
+    # small count tables. One aggregation over the union of both sides saves a
+    # shuffle but cost 5-30% more CPU at 5M x 1M rows: a union ends the generated
+    # code, so every exploded row is copied from one operator to the next.
+    real = (
+        _long_keys(real_keyed, n_groups, rw).groupBy(GROUP, *KEYS).agg(F.sum("_w").alias("n_real"))
+    )
     syn = (
         _long_keys(syn_keyed, n_groups, F.lit(1.0))
-        .groupBy(GROUP, KEY)
+        .groupBy(GROUP, *KEYS)
         .agg(F.sum("_w").alias("n_syn"))
     )
-    counts = real.join(syn, [GROUP, KEY], "full").fillna(0.0, subset=["n_real", "n_syn"])
+    counts = real.join(syn, [GROUP, *KEYS], "full").fillna(0.0, subset=["n_real", "n_syn"])
     totals = counts.groupBy(GROUP).agg(
         F.sum("n_real").alias("tot_real"),
         F.sum("n_syn").alias("tot_syn"),
@@ -183,7 +231,16 @@ def frequency_table(
         .withColumn("log_p_syn", log_p_syn)
         .withColumn("log_ratio", F.col("log_p_real") - F.col("log_p_syn"))
         .withColumn("real_seen", F.col("n_real") > 0)
-        .select(GROUP, KEY, "n_real", "n_syn", "log_p_real", "log_p_syn", "log_ratio", "real_seen")
+        .select(
+            GROUP,
+            *KEYS,
+            "n_real",
+            "n_syn",
+            "log_p_real",
+            "log_p_syn",
+            "log_ratio",
+            "real_seen",
+        )
     )
 
 
@@ -202,15 +259,16 @@ def join_ratios(syn_keyed: DataFrame, freq: DataFrame, n_groups: int, how: str) 
 
     out = syn_keyed
     for t in range(n_groups):
+        cols = list(group_cols(t))
         tab = freq.where(F.col(GROUP) == t).select(
-            F.col(KEY).alias(group_col(t)),
+            *[F.col(k).alias(c) for k, c in zip(KEYS, cols, strict=True)],
             F.col("log_ratio").alias(f"__lr{t}"),
             (~F.col("real_seen")).cast("int").alias(f"__floor{t}"),
         )
         # A merge hint keeps the shuffle path a real shuffle even when Spark's
         # own size estimate would have broadcast the table.
         tab = F.broadcast(tab) if how == "broadcast" else tab.hint("merge")
-        out = out.join(tab, group_col(t), "left")
+        out = out.join(tab, cols, "left")
     return out
 
 
@@ -281,6 +339,28 @@ def truncation_c(rule: float | str | None, n: int) -> float | None:
     return float(rule)
 
 
+# |largest log weight| up to which sum(exp(lw)) and sum(exp(2 lw)) are taken
+# unshifted: e^(2 * 300) is far from float64's overflow (e^709) and underflow
+# (e^-708), so the top row's terms stay normal and shifting afterwards is exact
+# to rounding; rows that underflow weigh < e^-100 of the top one.
+UNSHIFTED_MAX_LOG = 300.0
+
+
+def _shifted_sums(
+    s1: float | None, s2: float | None, top: float
+) -> tuple[float, float] | tuple[None, None]:
+    """``sum exp(lw - top)`` and ``sum exp(2 (lw - top))`` from the unshifted sums.
+
+    ``(None, None)`` when ``top`` is out of the safe range or a sum is not a
+    positive finite number: the caller then sums the shifted terms itself.
+    """
+    if abs(top) > UNSHIFTED_MAX_LOG or s1 is None or s2 is None:
+        return None, None
+    if not (0 < s1 < math.inf and 0 < s2 < math.inf):
+        return None, None
+    return s1 * math.exp(-top), s2 * math.exp(-2 * top)
+
+
 def normalise(
     df: DataFrame, truncate_c: float | str | None = None, log_col: str = LOG_W
 ) -> tuple[DataFrame, WeightStats]:
@@ -291,14 +371,24 @@ def normalise(
 
     Rows with a NaN/inf log weight are dropped and counted; if no row is left
     the run fails loudly (``ValidationFailedError``): a table of zero weights
-    would silently train on nothing. ``df`` should be persisted by the caller
-    (three aggregations read it).
+    would silently train on nothing. One aggregation finds the rows, the
+    largest log weight and the sums for the ESS (a second one only when the
+    log weights are too large for the sums to be taken unshifted; a third with
+    truncation), so ``df`` should be persisted by the caller when it is
+    expensive to recompute.
     """
     from pyspark.sql import functions as F
 
     lw = F.col(log_col)
     ok = _finite(lw)
-    first = df.agg(F.count("*"), F.sum(ok.cast("long")), F.max(F.when(ok, lw))).first()
+    okw = F.when(ok, lw)
+    first = df.agg(
+        F.count("*"),
+        F.sum(ok.cast("long")),
+        F.max(okw),
+        F.sum(F.exp(okw)),
+        F.sum(F.exp(2 * okw)),
+    ).first()
     rows, n, top = int(first[0]), int(first[1] or 0), first[2]
     if n == 0 or top is None:
         raise ValidationFailedError(
@@ -306,7 +396,9 @@ def normalise(
         )
     rel = lw - F.lit(float(top))
     kept = df.where(ok)
-    s1, s2 = kept.agg(F.sum(F.exp(rel)), F.sum(F.exp(2 * rel))).first()
+    s1, s2 = _shifted_sums(first[3], first[4], float(top))
+    if s1 is None:
+        s1, s2 = kept.agg(F.sum(F.exp(rel)), F.sum(F.exp(2 * rel))).first()
     ess_before = float(s1) ** 2 / float(s2)
     log_thr, truncated = float("inf"), 0
     rule, truncate_c = truncate_c, truncation_c(truncate_c, n)

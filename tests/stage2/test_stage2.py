@@ -233,3 +233,54 @@ def test_bounded_sample__same_rows_in_same_order_for_any_partitioning(spark, ske
     # A different seed draws different rows.
     other = bounded_sample(layouts[0], 3_000, 12, ["a", "c"])
     assert not other["c"].reset_index(drop=True).equals(capped[0]["c"])
+
+
+def test_group_log_weights__values_containing_the_separator_stay_apart(spark):
+    # Setup: ("p<SEP>q", "r") and ("p", "q<SEP>r") are different values of group (a, b)
+    # whose tokens, joined by the separator, read the same
+    sep = stage2.SEP
+    real = pd.DataFrame({"a": [f"p{sep}q"] * 9 + ["p"], "b": ["r"] * 9 + [f"q{sep}r"]})
+    syn = pd.DataFrame({"a": [f"p{sep}q", "p"], "b": ["r", f"q{sep}r"], "id": [0, 1]})
+    r, s = _frames(spark, real, syn)
+    # Run
+    gw = stage2.group_log_weights(r, s, [["a", "b"]], {}, alpha=1.0)
+    got = gw.df.select("id", stage2.LOG_W).toPandas().sort_values("id")[stage2.LOG_W]
+    # Assert: two keys, each with its own real frequency (9 of 10 vs 1 of 10)
+    assert gw.keys == 2
+    p_real = np.array([(9 + 1) / (10 + 2), (1 + 1) / (10 + 2)])
+    np.testing.assert_allclose(np.exp(got.to_numpy()), p_real / 0.5, rtol=1e-12)
+
+
+def _jobs_of(spark, fn):
+    """(result of fn(), number of Spark jobs it ran)."""
+    import uuid
+
+    sc = spark.sparkContext
+    group = f"count-jobs-{uuid.uuid4().hex}"
+    sc.setJobGroup(group, "count jobs")
+    try:
+        out = fn()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return out, len(sc.statusTracker().getJobIdsForGroup(group))
+
+
+def test_normalise__one_aggregation_reads_the_rows(spark):
+    # Setup: plain log weights, then ones far outside exp()'s range
+    lw = np.log(np.array([1.0, 3.0, 4.0]))
+    df = spark.createDataFrame(pd.DataFrame({"id": range(3), stage2.LOG_W: lw}))
+    huge = spark.createDataFrame(pd.DataFrame({"id": range(3), stage2.LOG_W: lw + 1000.0}))
+    tiny = spark.createDataFrame(pd.DataFrame({"id": range(3), stage2.LOG_W: lw - 1000.0}))
+    # Run
+    (out, stats), jobs = _jobs_of(spark, lambda: stage2.normalise(df))
+    (_, trunc), jobs_truncated = _jobs_of(spark, lambda: stage2.normalise(df, 1.2))
+    results = [stage2.normalise(d) for d in (huge, tiny)]
+    # Assert: one pass (two with truncation: each a map and a result job under AQE);
+    # the same weights and ESS at any scale
+    assert (jobs, jobs_truncated) == (2, 4)
+    expected = np.array([1.0, 3.0, 4.0]) * 3 / 8
+    for o, st in [(out, stats), *results]:
+        w = o.toPandas().sort_values("id")["weight"].to_numpy()
+        np.testing.assert_allclose(w, expected, rtol=1e-12)
+        assert st.ess_before == pytest.approx(8.0**2 / 26, rel=1e-12)
+    assert trunc.truncated_rows == 1
