@@ -338,11 +338,17 @@ def partition_exists(spark: SparkSession, path: str, ds: str, writer: str = "aut
 
 
 def read_table(
-    spark: SparkSession, path: str, ds: str | list[str] | None = None, writer: str = "auto"
+    spark: SparkSession,
+    path: str,
+    ds: str | list[str] | None = None,
+    writer: str = "auto",
+    version: int | None = None,
 ) -> DataFrame:
     """Read a Delta table (optionally only some ``ds`` partitions) as a DataFrame.
 
-    Raises ``TableNotFoundError`` naming the path, or the missing partition.
+    ``version`` reads that Delta version (time travel), e.g. the one a model's
+    ``meta.json`` recorded. Raises ``TableNotFoundError`` naming the path, or
+    the missing partition.
     """
     from pyspark.sql import functions as F
 
@@ -352,21 +358,26 @@ def read_table(
     if not table_exists(spark, path, writer):
         raise TableNotFoundError(f"table {path}: no Delta table there")
     if _use_native(spark, writer):
-        df = spark.read.format("delta").load(path)
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        df = reader.load(path)
         if wanted is not None:
             missing = [d for d in wanted if not partition_exists(spark, path, d, writer)]
             if missing:
                 raise TableNotFoundError(f"table {path}: no partition ds={missing[0]}")
             df = df.where(F.col(DS).isin(wanted))
         return df
-    return _read_delta_rs(spark, path, wanted)
+    return _read_delta_rs(spark, path, wanted, version)
 
 
-def _read_delta_rs(spark: SparkSession, path: str, wanted: list[str] | None) -> DataFrame:
+def _read_delta_rs(
+    spark: SparkSession, path: str, wanted: list[str] | None, version: int | None = None
+) -> DataFrame:
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    dt = fs.delta_table(path)
+    dt = fs.delta_table(path) if version is None else fs.delta_table(path, version=version)
     schema = _delta_arrow_schema(dt)
     part_cols = list(dt.metadata().partition_columns)
     data_schema = pa.schema([f for f in schema if f.name not in part_cols])

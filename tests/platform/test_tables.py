@@ -92,6 +92,17 @@ def test_write_table__overwrite_and_append(spark, tmp_path: Path, small_df) -> N
         T.write_table(small_df, path, mode="upsert")
 
 
+def test_read_table__version_reads_that_snapshot_of_a_rewritten_partition(
+    spark, tmp_path: Path, small_df
+) -> None:
+    path = str(tmp_path / "t")
+    T.write_partition(small_df, path, "2026-11-20")
+    first = DeltaTable(path).version()
+    T.write_partition(small_df.limit(7), path, "2026-11-20")  # a re-run rewrites the day
+    assert T.read_table(spark, path, "2026-11-20").count() == 7
+    assert T.read_table(spark, path, "2026-11-20", version=first).count() == 100
+
+
 def test_read_table__missing_table_and_partition(spark, tmp_path: Path, small_df) -> None:
     with pytest.raises(TableNotFoundError, match="no Delta table"):
         T.read_table(spark, str(tmp_path / "none"))
