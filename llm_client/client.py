@@ -225,17 +225,24 @@ class Progress:
                 rows=rows,
                 completion_tokens=result.completion_tokens,
             )
+        self.tick(final=self.done == self.total)
+
+    def tick(self, final: bool = False) -> None:
+        """Log the line if ``every_s`` passed since the last one (or ``final``)."""
         now = time.monotonic()
-        if now - self._last >= self.every_s or self.done == self.total:
+        if final or now - self._last >= self.every_s:
             self._last = now
             log.info("%s", self.line())
 
     def line(self) -> str:
         secs = max(time.monotonic() - self.started, 1e-9)
+        left = self.total - self.done
+        eta = "?" if not self.done else f"{secs / self.done * left:.0f}s"
         return (
             f"llm {self.label}: requests {self.done}/{self.total} "
             f"rows/s {self.rows / secs:.1f} tokens/s {self.tokens / secs:.0f} "
-            f"req/s {self.done / secs:.1f} failures {self.failed}"
+            f"req/s {self.done / secs:.1f} failures {self.failed} "
+            f"elapsed {secs:.0f}s ETA {eta}"
         )
 
 
@@ -440,11 +447,21 @@ class LLMClient:
                 if on_result is not None:
                     on_result(results[i])
 
+        async def heartbeat() -> None:
+            # A CPU model can take minutes per request: say so while nothing completes.
+            while True:
+                await asyncio.sleep(self.cfg.progress_every_s)
+                progress.tick()
+
+        # With a sink the driver's ProgressServer logs for the whole job.
+        beat = asyncio.create_task(heartbeat()) if sink is None and requests else None
         try:
             await asyncio.gather(
                 *(worker() for _ in range(min(self.cfg.concurrency, len(requests))))
             )
         finally:
+            if beat is not None:
+                beat.cancel()
             if sink is not None:
                 sink.flush()
         return [r for r in results if r is not None]

@@ -254,3 +254,17 @@ def test_prompts__v2_extends_v1_and_shows_labelled_examples():
         prompts.click_messages(v1, APPS, profiles, {"base_ctr": 0.05}, [example])
     with pytest.raises(prompts.ConfigError, match="configs/prompts/v0/ not found"):
         prompts.load_prompts("v0")
+
+
+def test_client__progress_line_every_interval_while_a_slow_request_is_in_flight(standin, caplog):
+    # Setup: one request that takes 1.5 s; a progress line every 0.2 s.
+    reset(standin, require_key_env="STANDIN_TEST_KEY", latency_ms=1500)
+    caplog.set_level(logging.INFO, logger="llm_client.client")
+    # Run
+    results = run(_cfg(standin, concurrency=1, progress_every_s=0.2), [profile_request(0)])
+    # Assert: lines while nothing had completed, then the final one.
+    assert results[0].success
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("llm batch:")]
+    waiting = [x for x in lines if "requests 0/1" in x]
+    assert len(waiting) >= 4 and "ETA ?" in waiting[0]
+    assert "requests 1/1" in lines[-1] and "ETA 0s" in lines[-1]
