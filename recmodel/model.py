@@ -134,17 +134,45 @@ class RecallModel(nn.Module):
         v = self.item_tower(emb.index_select(-2, self.item_idx).flatten(-2))
         return (u * v).sum(-1) + self.bias
 
+    def first_order_terms(self, cat_idx: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """Per-field scalar biases ``[N, K]`` in ``fields`` order (zeros without them)."""
+        if not self.cfg.first_order:
+            return cat_idx.new_zeros((cat_idx.shape[0], len(self.fields)), dtype=torch.float32)
+        terms = [b(cat_idx[:, i]).squeeze(-1) for i, b in enumerate(self.cat_bias)]
+        for i, b in enumerate(self.num_bias):
+            edges = getattr(self, f"edges_{i}")
+            terms.append(b(torch.bucketize(num[:, i].contiguous(), edges)).squeeze(-1))
+        return torch.stack(terms, dim=1)
+
     def first_order_term(self, cat_idx: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         """Per-field scalar biases (the "wide" part): main effects, zero Hessian.
 
         With them the MLP need not spend curvature on main effects, which
         would otherwise show up as spurious pairs in the Hessian map.
         """
-        terms = [b(cat_idx[:, i]).squeeze(-1) for i, b in enumerate(self.cat_bias)]
-        for i, b in enumerate(self.num_bias):
-            edges = getattr(self, f"edges_{i}")
-            terms.append(b(torch.bucketize(num[:, i].contiguous(), edges)).squeeze(-1))
-        return torch.stack(terms, dim=1).sum(1)
+        return self.first_order_terms(cat_idx, num).sum(1)
+
+    def towers(
+        self, cat_idx: torch.Tensor, num: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(u, b_user, v, b_item)`` of a two-tower model, with
+        ``forward == (u * v).sum(-1) + b_user + b_item`` exactly.
+
+        What a retrieval service needs: item vectors and biases go into an
+        index, the user side is computed per request, and ranking apps by
+        ``u . v + b_item`` is the model's ranking (``b_user`` is constant per
+        user). ``b_user`` holds the user fields' first-order terms and the
+        global bias, ``b_item`` the item fields'.
+        """
+        if self.cfg.architecture != "two_tower":
+            raise ValueError(f"towers: architecture {self.cfg.architecture!r} is not two_tower")
+        emb = self.embed(cat_idx, num)
+        u = self.user_tower(emb.index_select(-2, self.user_idx).flatten(-2))
+        v = self.item_tower(emb.index_select(-2, self.item_idx).flatten(-2))
+        first = self.first_order_terms(cat_idx, num)
+        b_user = first.index_select(1, self.user_idx).sum(1) + self.bias
+        b_item = first.index_select(1, self.item_idx).sum(1)
+        return u, b_user, v, b_item
 
     def forward(self, cat_idx: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         logit = self.head(self.embed(cat_idx, num))

@@ -13,6 +13,9 @@ impressions are split by a hash of (ds, event_id) into train / validation
 cold-start apps (``ref.apps.is_cold_start``). The model lands as one
 versioned artifact under ``<warehouse>/model/recall/<version>/``; its
 ``meta.json`` records under ``inputs`` the Delta version of every table read.
+With ``recmodel.model.architecture: two_tower`` the version also holds the
+serving vectors of every app and every user of the window
+(``jobs/model/serving.py``).
 ``--same-rows-as V`` pins those versions of model V's run: same rows again.
 """
 
@@ -276,6 +279,7 @@ def resolve_inputs(
 def main(argv: Sequence[str] | None = None) -> int:
     """``coldstart train --weeks-ending D``: train, evaluate, save one model version."""
     from configs.settings import load_config
+    from jobs.model.serving import write_embeddings
     from jobs.platform.common import RunLog, ds_arg, job_parser
     from recmodel.artifacts import model_root, new_version, save_artifact
 
@@ -317,15 +321,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "recmodel": rc.model_dump(mode="json"),
     }
     version = new_version(f"w{args.weeks_ending}")
-    path = save_artifact(
-        model_root(settings.warehouse), version, out["model"], out["encoder"], meta
+    root = model_root(settings.warehouse)
+    # Before meta.json: a version whose vectors failed stays an unfinished write.
+    meta["embeddings"] = write_embeddings(
+        settings, f"{root.rstrip('/')}/{version}", out["model"], out["encoder"], inputs.tables
     )
+    path = save_artifact(root, version, out["model"], out["encoder"], meta)
     run.add(version=version, days=len(days), **{f"rows_{k}": v for k, v in counts.items()})
     run.add(test=out["test"], test_cold_start=out["test_cold_start"], seconds_train=report.seconds)
     run.emit()
     print(f"trained {version} on {len(days)} day(s) -> {path}")
     print(f"  test (held-out real): {_line(out['test'])}")
     print(f"  test cold-start apps: {_line(out['test_cold_start'])}")
+    emb = meta["embeddings"]
+    if emb["written"]:
+        print(
+            f"  serving vectors: {emb['apps']['rows']} apps "
+            f"({emb['apps']['cold_start']} cold-start), {emb['users']['rows']} users "
+            f"-> {path}/embeddings"
+        )
+    else:
+        print(f"  serving vectors: none ({emb['reason']})")
     return 0
 
 

@@ -170,6 +170,8 @@ def test_train_and_interactions_jobs__recover_planted_pairs(sim_warehouse, capsy
     assert art.meta["test"]["auc"] > 0.7 and art.meta["test"]["rows"] > 5_000
     assert art.meta["test_cold_start"]["rows"] > 0
     assert "test (held-out real): auc=0." in out and "cold-start apps" in out
+    assert art.meta["embeddings"]["written"] is False  # a DNN head has no towers
+    assert "serving vectors: none (architecture 'dnn'" in out
     # Lineage: the Delta version of every table read.
     logs_path = str(sim_warehouse / "raw" / "user_logs")
     assert art.meta["inputs"]["raw.user_logs"] == {
@@ -193,6 +195,50 @@ def test_train_and_interactions_jobs__recover_planted_pairs(sim_warehouse, capsy
     # Re-running the same version replaces its row (one row per model version).
     assert interactions.main(["--model", art.version]) == 0
     assert len(read_pandas(str(sim_warehouse / "model" / "feature_groups"))) == 1
+
+
+def test_train_job__two_tower_writes_app_and_user_vectors_that_rank_like_the_model(
+    sim_warehouse, tmp_path, capsys
+):
+    # Setup: the same window, a two-tower head.
+    import pyarrow.parquet as pq
+    import yaml
+
+    from jobs.model import train
+    from recmodel.reader import read_pandas
+    from recmodel.serving import VECTOR
+
+    config = tmp_path / "two_tower.yaml"
+    config.write_text(yaml.safe_dump({"recmodel": {"model": {"architecture": "two_tower"}}}))
+    # Run
+    assert train.main(["--config", str(config), "--weeks-ending", "2026-11-25"]) == 0
+    # Assert: every app of ref.apps (cold ones too) and every user of the window.
+    root = model_root(str(sim_warehouse))
+    art = load_artifact(root, latest_version(root))
+    emb = art.meta["embeddings"]
+    apps_ref = read_pandas(str(sim_warehouse / "ref" / "apps"))
+    logs = read_pandas(str(sim_warehouse / "raw" / "user_logs"))
+    version_dir = sim_warehouse / "model" / "recall" / art.version
+    apps = pq.read_table(version_dir / "embeddings" / "apps.parquet").to_pandas()
+    users = pq.read_table(version_dir / "embeddings" / "users").to_pandas()
+    assert emb["written"] and emb["apps"]["rows"] == len(apps) == len(apps_ref)
+    assert emb["apps"]["cold_start"] == int(apps_ref[S.IS_COLD_START].sum()) > 0
+    assert emb["users"]["rows"] == len(users) == logs[S.USER_ID].nunique()
+    assert f"{len(users)} users" in capsys.readouterr().out
+    # A user's row is their latest impression of the window.
+    some = users.sample(40, random_state=0).reset_index(drop=True)
+    latest = logs.sort_values([S.DS, S.EVENT_ID]).groupby(S.USER_ID).tail(1)
+    ctx = some[[S.USER_ID]].merge(latest, on=S.USER_ID)
+    assert (ctx[[S.DS, S.EVENT_ID]].to_numpy() == some[[S.DS, S.EVENT_ID]].to_numpy()).all()
+    # The index's score (u . v + b_app) is the trained model's logit minus a per-user constant.
+    user_cols = [f for f in art.model.fields if f in art.model.cfg.user_fields]
+    app_cols = [f for f in art.model.fields if f not in art.model.cfg.user_fields]
+    pairs = ctx[user_cols].merge(apps_ref[[S.APP_ID, *app_cols]], how="cross")
+    with torch.no_grad():
+        logit = art.model(*art.encoder.transform(pairs)).numpy().reshape(len(ctx), -1)
+    order = apps.set_index(S.APP_ID).loc[apps_ref[S.APP_ID]]
+    index = np.stack(some[VECTOR]) @ np.stack(order[VECTOR]).T + order["bias"].to_numpy()
+    np.testing.assert_allclose(index + some["bias"].to_numpy()[:, None], logit, atol=1e-4)
 
 
 def test_fit_feature_groups__planted_pairs_on_simulated_logs(sim_warehouse):
