@@ -60,7 +60,10 @@ class LocalLLMSettings(_Strict):
     port: int = Field(default=0, ge=0, le=65535)  # 0: any free loopback port
     concurrency: int = Field(default=2, ge=1)
     partition_concurrency: int = Field(default=2, ge=1)
-    timeout_s: float = Field(default=600.0, gt=0)
+    # Per attempt, queueing included: llama.cpp serves one request at a time, so a
+    # request may wait behind concurrency - 1 replies of up to max_tokens at ~5-20
+    # tokens/s under a grammar (a 40-pair click request: 130-220 s on 2 idle cores).
+    timeout_s: float = Field(default=1200.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     max_tokens: int = Field(default=2048, ge=16)
     wave_size: int = Field(default=32, ge=1)

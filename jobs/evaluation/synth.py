@@ -32,6 +32,7 @@ from jobs.platform.errors import InputError, LLMError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from configs.llm import LLMSettings
     from configs.settings import Settings
     from llm_client.endpoint import Endpoint
 
@@ -190,14 +191,26 @@ def _profile_schema(data: EvalData, rows: int) -> dict:
 
 
 def _requests(
-    model: str, version: str, task: str, messages: list[list[dict]], fmts: list, seed: int
+    llm: LLMSettings,
+    model: str,
+    version: str,
+    task: str,
+    messages: list[list[dict]],
+    fmts: list,
+    seed: int,
 ):
+    """The daily job's sampling (``llm.effective()``: temperature, top_p) and, as there,
+    ``max_tokens`` sized from each reply's schema and capped by ``llm.max_tokens``: a
+    fixed 4,096 let a CPU model write for many minutes past a bounded reply."""
     from llm_client.cache import request_hash
     from llm_client.client import LLMRequest
+    from llm_client.schemas import max_tokens_for
 
+    llm = llm.effective()
     out = []
     for i, (msgs, fmt) in enumerate(zip(messages, fmts, strict=True)):
-        sampling = {"temperature": 0.9, "top_p": 0.95, "max_tokens": 4096, "n": 1}
+        cap = max_tokens_for(fmt["json_schema"]["schema"], llm.max_tokens)
+        sampling = {"temperature": llm.temperature, "top_p": llm.top_p, "max_tokens": cap, "n": 1}
         sampling["seed"] = (seed * 1_000_003 + i * 7919 + len(task)) & 0x7FFFFFFF
         out.append(
             LLMRequest(request_hash(model, version, msgs, sampling, fmt), msgs, sampling, fmt)
@@ -277,7 +290,7 @@ def llm_stage1(
     ]
     docs = _send(
         ccfg,
-        _requests(endpoint.model, version, "profiles", msgs, [fmt] * q, seed),
+        _requests(settings.llm, endpoint.model, version, "profiles", msgs, [fmt] * q, seed),
         "profiles",
         figures,
         settings.llm.max_failure_share,
@@ -290,7 +303,7 @@ def llm_stage1(
                              settings.synthesize.click_exemplars, seed)  # fmt: skip
     work = [(p, batches[r % len(batches)], shown[r]) for r, p in enumerate(profiles)]
     rows = _judge(data, pset, endpoint, ccfg, version, work, seed, figures, drops,
-                  settings.llm.max_failure_share)  # fmt: skip
+                  settings.llm.max_failure_share, settings.llm)  # fmt: skip
     rows = with_context(data, rows, [[e[S.USER_ID] for e in x] for x in ex], seed, figures)
     figures["dropped"] = dict(drops)
     figures["rows"] = len(rows)
@@ -329,7 +342,7 @@ def with_context(
 
 
 def _judge(
-    data, pset, endpoint, ccfg, version, work, seed, figures, drops, max_share
+    data, pset, endpoint, ccfg, version, work, seed, figures, drops, max_share, llm
 ) -> pd.DataFrame:
     """Click judgements of every (profiles, apps) request in ``work``, as rows.
 
@@ -361,8 +374,8 @@ def _judge(
         )
         ctx.append((refd, apps, ids, ids_of, req))
     docs = _send(
-        ccfg, _requests(endpoint.model, version, "clicks", msgs, fmts, seed), "clicks", figures,
-        max_share,
+        ccfg, _requests(llm, endpoint.model, version, "clicks", msgs, fmts, seed), "clicks",
+        figures, max_share,
     )  # fmt: skip
     out = []
     for doc, (refd, apps, ids, ids_of, req) in zip(docs, ctx, strict=True):
@@ -430,7 +443,7 @@ def candidate_stage1(
     }  # fmt: skip
     drops: Counter = Counter()
     rows = _judge(data, pset, endpoint, ccfg, version, work, seed, figures, drops,
-                  settings.llm.max_failure_share)  # fmt: skip
+                  settings.llm.max_failure_share, settings.llm)  # fmt: skip
     rows = with_context(data, rows, users, seed, figures)
     figures["dropped"] = dict(drops)
     figures["rows"] = len(rows)

@@ -274,3 +274,26 @@ def test_with_context__real_context_of_the_request_users_with_the_same_label() -
     out = with_context(data, own, [["u1"], ["u2"]], seed=0, figures=figures)
     mine = train[(train[S.USER_ID] == "u7") & (train[S.CLICKED] == 1)]
     assert (mine[S.HOUR] == out[S.HOUR][0]).any() and figures["context_fallback_rows"] == 1
+
+
+def test_requests__sampling_is_the_llm_settings_and_max_tokens_follows_the_schema():
+    # Setup: a bounded click schema (2 users x 3 apps) and a CPU endpoint's settings.
+    from configs.llm import LLMSettings
+    from jobs.evaluation.synth import _requests
+    from llm_client import schemas
+
+    fmt = schemas.response_format(
+        schemas.CLICK_SCHEMA_NAME, schemas.click_schema(["u0", "u1"], ["a", "b", "c"])
+    )
+    msgs = [[{"role": "user", "content": "judge"}]]
+    bound = schemas.max_tokens_for(fmt["json_schema"]["schema"], 1 << 20)
+    # Run
+    (wide,) = _requests(LLMSettings(temperature=0.4, top_p=0.8), "m", "v", "clicks", msgs,
+                        [fmt], seed=1)  # fmt: skip
+    capped = LLMSettings(endpoint="local-llm", local_llm={"max_tokens": 64})
+    (cpu,) = _requests(capped, "m", "v", "clicks", msgs, [fmt], seed=1)
+    # Assert: the reply's bound, not a fixed 4,096; the CPU cap where it is lower.
+    assert wide.sampling["max_tokens"] == bound < 4096
+    assert (wide.sampling["temperature"], wide.sampling["top_p"]) == (0.4, 0.8)
+    assert cpu.sampling["max_tokens"] == 64
+    assert wide.request_hash != cpu.request_hash
