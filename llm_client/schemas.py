@@ -41,8 +41,11 @@ TRUNCATED = "truncated_reply"  # finish_reason "length": counted, never retried
 REASONING_MAX_CHARS = 800
 INSTRUCTION_MAX_CHARS = 1200
 # Characters per token assumed when sizing max_tokens from a schema: JSON
-# punctuation and enum values tokenise short, so this errs towards more tokens.
-CHARS_PER_TOKEN = 2.0
+# punctuation, ids and enum values tokenise short, and a grammar lets the model
+# put whitespace between tokens. At 2.0 Gemma 3 270M ran out of tokens: a
+# 40-pair click reply (compact bound 2,818 characters, so 1,473 tokens) took
+# 1,408 to 1,463 tokens on the v1 prompt and was cut at 1,473 on v2's.
+CHARS_PER_TOKEN = 1.5
 
 
 def profile_schema(rows: int, fields: Sequence[str] = S.PROFILE_FIELDS) -> dict[str, Any]:

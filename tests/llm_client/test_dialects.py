@@ -137,6 +137,9 @@ def test_schemas__max_tokens_covers_the_longest_reply():
     assert schemas.max_chars(schema) >= chars
     assert schemas.max_tokens_for(schema, 10_000) * schemas.CHARS_PER_TOKEN >= chars
     assert schemas.max_tokens_for(schema, 100) == 100  # the configured cap wins
+    # Measured on Gemma 3 270M: a 40-pair click reply ran past 1,473 tokens (cut there).
+    clicks = schemas.click_schema([f"u{i}" for i in range(5)], [f"app-{i:05d}" for i in range(8)])
+    assert schemas.max_tokens_for(clicks, 10_000) >= 1.25 * 1_473
 
 
 def test_client__truncated_reply_is_not_retried_nor_stops_the_pool(standin):
@@ -167,6 +170,6 @@ def test_settings__env_overrides_endpoint_for_any_value(monkeypatch):
         assert LLMSettings(endpoint="http://elsewhere/v1").endpoint == value
     monkeypatch.setenv("COLDSTART_LLM_ENDPOINT", "local-llm")
     eff = LLMSettings().effective()
-    assert eff.dialect == "json_object" and eff.concurrency == 2 and eff.timeout_s == 600
+    assert eff.dialect == "json_object" and eff.concurrency == 2 and eff.timeout_s == 1200
     monkeypatch.delenv("COLDSTART_LLM_ENDPOINT")
     assert LLMSettings().effective() == LLMSettings()
