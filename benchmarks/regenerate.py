@@ -99,6 +99,24 @@ def _head() -> str:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+DOCS = [":(exclude)benchmarks/results", ":(exclude)README.md", ":(exclude)docs"]
+
+
+def _code_changed(before: str) -> bool:
+    """Whether code differs between ``before`` (a ``_head()``) and now. A commit of
+    results files or docs alone (one benchmark's, while the next runs) is no change."""
+    now = _head()
+    if now == before:
+        return False
+    if before.endswith("-dirty") or now.endswith("-dirty"):
+        return True
+    diff = subprocess.run(
+        ["git", "diff", "--quiet", before, "HEAD", "--", ".", *DOCS],
+        cwd=REPO,
+    )
+    return diff.returncode != 0
+
+
 def run_one(name: str, spec: dict[str, object]) -> bool:
     """Run one benchmark; write its result file only when it succeeded."""
     script = REPO / "benchmarks" / f"{spec.get('script', name)}.py"
@@ -117,7 +135,7 @@ def run_one(name: str, spec: dict[str, object]) -> bool:
         return False
     doc = {
         "benchmark": name,
-        "commit": head if head == _head() else f"{head} (code changed while it ran)",
+        "commit": f"{head} (code changed while it ran)" if _code_changed(head) else head,
         "command": "python " + " ".join([f"benchmarks/{script.name}", *cmd[2:]]),
         "wall_s": round(time.monotonic() - start, 1),
         "loadavg_before": [round(x, 2) for x in load_before],

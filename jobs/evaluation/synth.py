@@ -149,6 +149,8 @@ def request_examples(
     """Per request, ``k`` labelled training rows of its users (``users[r]``: user ids),
     interleaved click / non-click as ``jobs.stage1.synthesize.labelled_examples`` does
     in the daily job: the profile, the item's fields and description, ``clicked``."""
+    from jobs.stage1.candidates import alternate
+
     if k <= 0:
         return [[] for _ in users]
     train = data.train
@@ -160,9 +162,7 @@ def request_examples(
         idx = np.concatenate([rows_of.get(u, np.empty(0, dtype=np.int64)) for u in ids] or [[]])
         picked = train.iloc[rng.permutation(idx.astype(np.int64))]
         y = picked[LABEL].astype(bool).to_numpy()
-        pos, neg = picked[y], picked[~y]
-        order = [frame.iloc[[i]] for i in range(k) for frame in (pos, neg) if i < len(frame)]
-        shown = pd.concat(order[:k]) if order else picked.iloc[:0]
+        shown = picked.iloc[alternate(np.flatnonzero(y).tolist(), np.flatnonzero(~y).tolist())[:k]]
         recs = []
         for rec in shown.to_dict("records"):
             ex = {f: rec[f] for f in fields}

@@ -123,11 +123,22 @@ def shown_examples(part: Sequence[dict], k: int) -> list[dict]:
     interleaved click / non-click by ``labelled_examples``), taken round-robin over
     the users and then by label, first ``k``."""
     per_user = [json.loads(p["examples_json"]) for p in part if p.get("examples_json")]
-    pooled = [ex for rnd in itertools.zip_longest(*per_user) for ex in rnd if ex is not None]
-    pos = [e for e in pooled if e[S.CLICKED]]
-    neg = [e for e in pooled if not e[S.CLICKED]]
-    mixed = [e for pair in itertools.zip_longest(pos, neg) for e in pair if e is not None]
+    pooled = alternate(*per_user)
+    mixed = alternate([e for e in pooled if e[S.CLICKED]], [e for e in pooled if not e[S.CLICKED]])
     return [{c: v for c, v in e.items() if c != "_keep"} for e in mixed[:k]]
+
+
+def alternate(*sides: Sequence[Any]) -> list[Any]:
+    """One item of each side in turn, then the rest of the longer ones (round-robin).
+
+    How labelled examples are shown everywhere: users in turn, clicks and
+    non-clicks in turn, so a prompt's first examples are never all one label.
+    """
+    rounds = itertools.zip_longest(*sides, fillvalue=_GAP)
+    return [x for rnd in rounds for x in rnd if x is not _GAP]
+
+
+_GAP = object()
 
 
 def candidate_plan_fn(spec: RequestSpec, apps: dict[str, dict], facts: dict, per_request: int,
