@@ -11,8 +11,18 @@ import os
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def portable(text: object) -> str:
+    """``text`` with this machine's paths made relative: inside the checkout to the
+    repository root, beside it (``../shared``) to ``../``. Results files are read
+    on other machines."""
+    return str(text).replace(str(REPO) + "/", "").replace(str(REPO.parent) + "/", "../")
 
 
 def tree_rss(proc: psutil.Process) -> int:

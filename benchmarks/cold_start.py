@@ -24,6 +24,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _harness import portable  # noqa: E402
+
 ARMS = (
     "original,content,samplellm,samplellm_content,no_is,no_cs,coldllm,both,samplellm_resampled,"
     "samplellm_prune,coldllm_prune,both_prune,oracle,attributes"
@@ -108,7 +111,7 @@ def section(dataset: str, runs: list[dict], arms: tuple[str, ...], k: int) -> st
         [
             f"## {dataset}",
             "",
-            f"Source: {_portable(runs[0]['source'])}. Endpoint: {_endpoint(runs[0]['endpoint'])}.",
+            f"Source: {portable(runs[0]['source'])}. Endpoint: {_endpoint(runs[0]['endpoint'])}.",
             "",
             *lines,
             "",
@@ -128,11 +131,6 @@ def section(dataset: str, runs: list[dict], arms: tuple[str, ...], k: int) -> st
             *([""] + [f"Warning: {w}" for w in warn] if warn else []),
         ]
     )
-
-
-def _portable(text: str) -> str:
-    """A source with the machine's checkout path replaced by the repository-relative one."""
-    return str(text).replace(str(REPO.parent) + "/", "../")
 
 
 def _endpoint(ep: dict | None) -> str:

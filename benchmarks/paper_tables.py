@@ -27,6 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _harness import portable  # noqa: E402
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -86,14 +88,15 @@ def main() -> int:
         summary = evaluate(settings, dataset, path, runs / dataset, arms, args.repeats, command)
         seconds = round(time.monotonic() - start, 1)
         md = Path(summary["files"]["markdown"]).read_text(encoding="utf-8")
-        sections.append(_tables(md) + f"\n\nWall time for this data set: {seconds} s.")
+        sections.append(portable(_tables(md)) + f"\n\nWall time for this data set: {seconds} s.")
         aug = summary["utility"]["augment"]
         figures[dataset] = {
             "seconds": seconds,
             "auc": {a: aug[a]["auc"][0] for a in aug},
             "cold_auc": {a: aug[a]["cold_auc"][0] for a in aug},
-            "run_folder": str(runs / dataset),
         }
+        if args.runs_dir:  # a folder the user chose; a temporary one means nothing elsewhere
+            figures[dataset]["run_folder"] = portable(runs / dataset)
     minutes = round((time.monotonic() - total) / 60, 1)
     head = (
         "# Paper tables (generated)\n\n"
@@ -104,7 +107,8 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(head + "\n\n" + "\n\n".join(sections) + "\n", encoding="utf-8")
-    print(json.dumps({"minutes": minutes, "repeats": args.repeats, "tables": str(out), **figures}))
+    tables = portable(out.resolve())
+    print(json.dumps({"minutes": minutes, "repeats": args.repeats, "tables": tables, **figures}))
     return 0
 
 
