@@ -130,9 +130,14 @@ class RecallModel(nn.Module):
         """Logit from embeddings ``[..., K, D]`` -> ``[...]`` (any leading shape)."""
         if self.cfg.architecture == "dnn":
             return self.mlp(emb.flatten(-2)).squeeze(-1)
-        u = self.user_tower(emb.index_select(-2, self.user_idx).flatten(-2))
-        v = self.item_tower(emb.index_select(-2, self.item_idx).flatten(-2))
-        return (u * v).sum(-1) + self.bias
+        return (self._side(emb, "user") * self._side(emb, "item")).sum(-1) + self.bias
+
+    def _side(self, emb: torch.Tensor, side: str) -> torch.Tensor:
+        """One tower's output from the field embeddings ``[..., K, D]``."""
+        idx, net = (
+            (self.user_idx, self.user_tower) if side == "user" else (self.item_idx, self.item_tower)
+        )
+        return net(emb.index_select(-2, idx).flatten(-2))
 
     def first_order_terms(self, cat_idx: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         """Per-field scalar biases ``[N, K]`` in ``fields`` order (zeros without them)."""
@@ -152,27 +157,30 @@ class RecallModel(nn.Module):
         """
         return self.first_order_terms(cat_idx, num).sum(1)
 
-    def towers(
-        self, cat_idx: torch.Tensor, num: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(u, b_user, v, b_item)`` of a two-tower model, with
+    def tower(
+        self, side: str, cat_idx: torch.Tensor, num: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(vector, bias)`` of one side (``user`` / ``item``) of a two-tower model, with
         ``forward == (u * v).sum(-1) + b_user + b_item`` exactly.
 
         What a retrieval service needs: item vectors and biases go into an
         index, the user side is computed per request, and ranking apps by
         ``u . v + b_item`` is the model's ranking (``b_user`` is constant per
         user). ``b_user`` holds the user fields' first-order terms and the
-        global bias, ``b_item`` the item fields'.
+        global bias, ``b_item`` the item fields'. Only ``side``'s tower runs.
         """
         if self.cfg.architecture != "two_tower":
             raise ValueError(f"towers: architecture {self.cfg.architecture!r} is not two_tower")
-        emb = self.embed(cat_idx, num)
-        u = self.user_tower(emb.index_select(-2, self.user_idx).flatten(-2))
-        v = self.item_tower(emb.index_select(-2, self.item_idx).flatten(-2))
-        first = self.first_order_terms(cat_idx, num)
-        b_user = first.index_select(1, self.user_idx).sum(1) + self.bias
-        b_item = first.index_select(1, self.item_idx).sum(1)
-        return u, b_user, v, b_item
+        idx = self.user_idx if side == "user" else self.item_idx
+        bias = self.first_order_terms(cat_idx, num).index_select(1, idx).sum(1)
+        vec = self._side(self.embed(cat_idx, num), side)
+        return vec, bias + self.bias if side == "user" else bias
+
+    def towers(
+        self, cat_idx: torch.Tensor, num: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(u, b_user, v, b_item)``: both sides of ``tower``."""
+        return (*self.tower("user", cat_idx, num), *self.tower("item", cat_idx, num))
 
     def forward(self, cat_idx: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         logit = self.head(self.embed(cat_idx, num))

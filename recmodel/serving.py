@@ -62,9 +62,9 @@ def _vectors(
     with torch.no_grad():
         for start in range(0, len(frame), BATCH_ROWS):
             cat, num = encoder.transform(frame.iloc[start : start + BATCH_ROWS])
-            u, b_user, v, b_item = model.towers(cat, num)
-            vecs.append((u if side == "user" else v).numpy())
-            biases.append((b_user if side == "user" else b_item).numpy())
+            vec, bias = model.tower(side, cat, num)
+            vecs.append(vec.numpy())
+            biases.append(bias.numpy())
     dim = model.cfg.tower_dim
     if not vecs:
         return np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
