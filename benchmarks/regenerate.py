@@ -51,7 +51,7 @@ REGISTRY: dict[str, dict[str, object]] = {
     },
     "interactions": {"args": []},
     "llm_client": {"args": ["--quick"]},
-    "alignment": {"args": []},
+    "alignment": {"args": ["--markdown", "benchmarks/results/alignment.md"]},
     "daily_run": {"args": []},
     # Every default arm plus samplellm_local (the real model at evaluate.local_rows).
     "paper_tables": {

@@ -57,7 +57,7 @@ class WeightsSettings(_Strict):
     # saw (folds by a hash of the row's values; see recmodel.label_models).
     label_model_folds: int = Field(default=3, ge=2, le=10)
     # Truncated IS: w <- min(w, c * mean(w)), renormalised. Default 3 by
-    # measurement (benchmarks/results/alignment.md): at "sqrt_n" (Ionides 2008,
+    # measurement (docs/alignment_defaults.md): at "sqrt_n" (Ionides 2008,
     # c = sqrt(N)) the classifier's ESS was 7-14% on every case, at 5 17-30%,
     # at 4 19-32%, at 3 21-35% with >= 64% of every planted damage still undone:
     # 3 is the loosest cap tried that meets ESS >= 20% everywhere.
