@@ -62,6 +62,15 @@ class RecmodelSettings(_Strict):
         f for f in S.LOG_FEATURE_FIELDS if f not in S.NUMERIC_FIELDS
     )
     numeric: tuple[str, ...] = S.NUMERIC_FIELDS
+    # Identity fields: hashed into id_buckets slots (no vocabulary from the sample), their
+    # vectors zero until a row trains them, so a new app's synthetic rows train its own
+    # vector. Never grouped by the interaction map (a cold app has no real rows to align).
+    # None: app_id for a two_tower model (a retrieval model with item identity), none for
+    # the DNN: the Hessian map reads the DNN, and an identity fixes its app's category,
+    # price and rating, so the map cannot tell their pairs apart (with app_id in the DNN
+    # the simulator's planted pairs are no longer the top pairs).
+    id_fields: tuple[str, ...] | None = None
+    id_buckets: int = Field(default=65_536, ge=1)
     # Also read gold.weighted_synthetic (its `weight` column weights the loss).
     use_synthetic: bool = False
     # LLMRec pruning (Wei et al., WSDM'24): from epoch prune_warmup_epochs on, this
@@ -77,6 +86,13 @@ class RecmodelSettings(_Strict):
     shuffle_rows: int = Field(default=262_144, ge=1_000)
     # Bounded sample the vocabularies and numeric statistics are learned from.
     encoder_rows: int = Field(default=200_000, ge=1_000)
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The identity fields in effect (``id_fields``, or the architecture's default)."""
+        if self.id_fields is not None:
+            return self.id_fields
+        return (S.APP_ID,) if self.model.architecture == "two_tower" else ()
 
 
 # Hessian grouping threshold (paper eq. 12): fields i, j merge into one feature

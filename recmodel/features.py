@@ -7,11 +7,19 @@ every categorical field is the out-of-vocabulary slot: unseen values and
 nulls at inference land there instead of failing. Numeric NaNs are imputed
 with the training median and counted (``nan_counts``) so they never reach
 the loss.
+
+*Hashed* categorical fields (identities such as ``app_id``) have no learned
+vocabulary: a stable hash maps each value to one of ``hash_buckets`` slots.
+Why: the vocabulary comes from a bounded sample of real rows, and the ids
+that matter most - new apps, known only from synthetic rows or not at all -
+are exactly the ones such a sample lacks; a hash gives them a slot of their
+own (up to collisions, counted in ``collisions``) that synthetic rows train.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +41,21 @@ class FeatureSpec:
 
     categorical: tuple[str, ...]
     numeric: tuple[str, ...] = ()
+    # Categorical fields encoded by a stable hash into hash_buckets slots (no vocabulary).
+    hashed: tuple[str, ...] = ()
+    hash_buckets: int = 65_536
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categorical", tuple(self.categorical))
         object.__setattr__(self, "numeric", tuple(self.numeric))
+        object.__setattr__(self, "hashed", tuple(self.hashed))
+        stray = [c for c in self.hashed if c not in self.categorical]
+        if stray:
+            raise InputError(
+                f"feature spec: hashed columns {stray} are not among the categorical columns"
+            )
+        if self.hash_buckets < 1:
+            raise InputError(f"feature spec: hash_buckets {self.hash_buckets}; expected >= 1")
         both = set(self.categorical) & set(self.numeric)
         if both:
             raise InputError(
@@ -50,12 +69,22 @@ class FeatureSpec:
         """Model field order: categorical fields first, then numeric ones."""
         return self.categorical + self.numeric
 
-    def to_dict(self) -> dict[str, list[str]]:
-        return {"categorical": list(self.categorical), "numeric": list(self.numeric)}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "categorical": list(self.categorical),
+            "numeric": list(self.numeric),
+            "hashed": list(self.hashed),
+            "hash_buckets": self.hash_buckets,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
-        return cls(tuple(data["categorical"]), tuple(data.get("numeric", ())))
+        return cls(
+            tuple(data["categorical"]),
+            tuple(data.get("numeric", ())),
+            tuple(data.get("hashed", ())),
+            int(data.get("hash_buckets", 65_536)),
+        )
 
 
 def check_columns(pdf: pd.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
@@ -65,6 +94,19 @@ def check_columns(pdf: pd.DataFrame, columns: tuple[str, ...] | list[str], what:
         raise InputError(
             f"{what}: missing column(s) {missing}; have {sorted(map(str, pdf.columns))}"
         )
+
+
+def hash_slots(series: pd.Series, buckets: int) -> np.ndarray:
+    """Slot 1..buckets of each value by CRC-32 of its string (0: null).
+
+    Stable across processes and machines (unlike Python's ``hash``); the hash
+    runs once per distinct value, not per row.
+    """
+    codes, uniques = pd.factorize(_as_str(series), use_na_sentinel=True)
+    slots = np.fromiter(
+        (1 + zlib.crc32(str(v).encode()) % buckets for v in uniques), np.int64, len(uniques)
+    )
+    return np.where(codes < 0, OOV_INDEX, slots[np.maximum(codes, 0)] if len(slots) else 0)
 
 
 def _as_str(series: pd.Series) -> pd.Series:
@@ -99,6 +141,9 @@ class FeatureEncoder:
             raise InputError("feature encoder fit: no rows to learn vocabularies from")
         vocab = {}
         for col in spec.categorical:
+            if col in spec.hashed:
+                vocab[col] = []
+                continue
             counts = _as_str(pdf[col]).dropna().value_counts(sort=False)
             # Sorted by (-count, value) so a refit on the same data is identical.
             vocab[col] = sorted(counts.index, key=lambda v: (-int(counts[v]), v))
@@ -116,8 +161,29 @@ class FeatureEncoder:
         return cls(spec, vocab, medians, means, stds, edges)
 
     def cardinalities(self) -> list[int]:
-        """Embedding-table sizes per categorical field (vocabulary + OOV slot)."""
-        return [len(self.vocab[c]) + 1 for c in self.spec.categorical]
+        """Embedding-table sizes per categorical field (vocabulary or buckets + OOV slot)."""
+        return [
+            (self.spec.hash_buckets if c in self.spec.hashed else len(self.vocab[c])) + 1
+            for c in self.spec.categorical
+        ]
+
+    def collisions(self, pdf: pd.DataFrame) -> dict[str, dict[str, int]]:
+        """Per hashed field: distinct values in ``pdf``, distinct slots, values sharing one.
+
+        What a trainer reports so that a bucket count too small for the
+        catalogue shows (two apps in one slot share one identity vector).
+        """
+        out = {}
+        for col in self.spec.hashed:
+            values = _as_str(pdf[col]).dropna().unique()
+            slots = hash_slots(pd.Series(values, dtype=object), self.spec.hash_buckets)
+            counts = np.bincount(slots) if len(slots) else np.zeros(1, np.int64)
+            out[col] = {
+                "values": len(values),
+                "slots": int((counts > 0).sum()),
+                "values_sharing_a_slot": int(counts[counts > 1].sum()),
+            }
+        return out
 
     def transform(self, pdf: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cat_idx LongTensor [N, Kc], num FloatTensor [N, Kn])``; counts OOVs and NaNs.
@@ -129,6 +195,9 @@ class FeatureEncoder:
         n = len(pdf)
         cat = np.zeros((n, len(self.spec.categorical)), dtype=np.int64)
         for k, col in enumerate(self.spec.categorical):
+            if col in self.spec.hashed:
+                cat[:, k] = hash_slots(pdf[col], self.spec.hash_buckets)
+                continue
             index = pd.Index(self.vocab[col])
             codes = index.get_indexer(_as_str(pdf[col]))
             cat[:, k] = codes + 1  # -1 (unseen / null) -> 0 = OOV

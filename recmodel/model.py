@@ -71,7 +71,14 @@ class RecallModel(nn.Module):
         cardinalities: list[int],
         numeric_edges: list[list[float]],
         cfg: ModelSettings,
+        identity: tuple[int, ...] = (),
     ) -> None:
+        """``identity``: categorical field positions (hashed ids) whose tables start at zero.
+
+        Why: a hashed id that no training row reaches (a new app without
+        synthetic rows) keeps its initial vector; at zero it adds nothing, so
+        such an app scores from its other fields instead of from noise.
+        """
         super().__init__()
         self.fields = list(fields)
         self.cfg = cfg
@@ -86,6 +93,8 @@ class RecallModel(nn.Module):
         for i, edges in enumerate(numeric_edges):
             self.register_buffer(f"edges_{i}", torch.tensor(edges, dtype=torch.float32))
         self._init_embeddings(cfg.embedding_init_std)
+        for i in identity:
+            nn.init.zeros_(self.cat_emb[i].weight)
         if cfg.first_order:
             self.cat_bias = nn.ModuleList(nn.Embedding(c, 1) for c in cardinalities)
             self.num_bias = nn.ModuleList(nn.Embedding(len(e) + 1, 1) for e in numeric_edges)
@@ -208,11 +217,13 @@ class RecallModel(nn.Module):
 def build_model(encoder: FeatureEncoder, cfg: ModelSettings, *, seed: int) -> RecallModel:
     """A freshly initialised model for ``encoder``'s fields (seeded)."""
     torch.manual_seed(seed)
+    spec = encoder.spec
     return RecallModel(
         list(encoder.spec.fields),
         encoder.cardinalities(),
         encoder.standardized_edges(),
         cfg,
+        identity=tuple(i for i, c in enumerate(spec.categorical) if c in spec.hashed),
     )
 
 

@@ -71,6 +71,20 @@ def sample_window_rows(
     return pdf.iloc[:rows].reset_index(drop=True) if len(pdf) > rows else pdf
 
 
+def aligned_fields(
+    fields: list[str], matrix: np.ndarray, identities: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    """The fields stage 2 may align (identities left out) and their sub-map.
+
+    Why: a group with ``app_id`` in it would weigh synthetic rows by how often
+    real rows show their app, and a cold app has no real rows by definition:
+    the weights would erase exactly the rows written for it. The threshold of
+    eq. 12 is then taken relative to the largest remaining pair.
+    """
+    keep = [i for i, f in enumerate(fields) if f not in set(identities)]
+    return [fields[i] for i in keep], np.asarray(matrix)[np.ix_(keep, keep)]
+
+
 def feature_groups_row(
     spark: SparkSession,
     version: str,
@@ -148,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pdf = sample_window_rows(
         logs_path, list(art.meta["days"]), fields, 2 * cfg.rows, cfg.seed, trained_on
     )
-    matrix = model_interactions(art.model, art.encoder, pdf, cfg)
+    full = model_interactions(art.model, art.encoder, pdf, cfg)
+    fields, matrix = aligned_fields(fields, full, art.encoder.spec.hashed)
     groups = feature_groups(matrix, fields, cfg.gamma)
     doc = {
         "model_version": version,
@@ -156,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fields": fields,
         "groups": groups,
         "interaction_matrix": matrix.tolist(),
+        "model_fields": list(art.encoder.spec.fields),
+        "model_interaction_matrix": full.tolist(),
         "settings": cfg.model_dump(mode="json"),
     }
     write_bytes(f"{art.path}/interactions.json", json.dumps(doc, indent=1).encode())

@@ -88,7 +88,8 @@ def mixed_dataset(
     """
     from recmodel.dataset import MixedDeltaDataset
 
-    columns = [S.DS, S.EVENT_ID, S.APP_ID, S.CLICKED, *rc.categorical, *rc.numeric]
+    fields = [*rc.categorical, *rc.identities, *rc.numeric]
+    columns = list(dict.fromkeys([S.DS, S.EVENT_ID, S.APP_ID, S.CLICKED, *fields]))
     return MixedDeltaDataset(
         inputs.real,
         inputs.synthetic if split == "train" else None,
@@ -163,8 +164,11 @@ def train_window(inputs: TrainInputs, rc: RecmodelSettings, counts: dict[str, in
     from recmodel.model import build_model
     from recmodel.train import evaluate, train_model
 
-    spec = FeatureSpec(rc.categorical, rc.numeric)
-    encoder = FeatureEncoder.fit(encoder_sample(inputs, rc, counts["rows"]), spec)
+    ids = tuple(f for f in rc.identities if f not in rc.categorical)
+    spec = FeatureSpec((*rc.categorical, *ids), rc.numeric, rc.identities, rc.id_buckets)
+    sample = encoder_sample(inputs, rc, counts["rows"])
+    encoder = FeatureEncoder.fit(sample, spec)
+    collisions = encoder.collisions(sample)
     model = build_model(encoder, rc.model, seed=rc.train.seed)
 
     def to_batch(frame: pd.DataFrame):
@@ -188,6 +192,7 @@ def train_window(inputs: TrainInputs, rc: RecmodelSettings, counts: dict[str, in
         "report": report,
         "test": overall.as_dict(),
         "test_cold_start": cold.as_dict(),
+        "id_collisions": collisions,
     }
 
 
@@ -304,6 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = check_window(inputs.real.path, days, inputs.real.version)
     out = train_window(inputs, rc, counts)
     report = out["report"]
+    for col, c in out["id_collisions"].items():
+        if c["values_sharing_a_slot"] > 0.01 * c["values"]:
+            inputs.warnings.append(
+                f"id field {col}: {c['values_sharing_a_slot']} of {c['values']} values in the "
+                f"encoder sample share a hash slot (id_buckets {rc.id_buckets}); raise "
+                "recmodel.id_buckets"
+            )
     meta = {
         "weeks_ending": args.weeks_ending,
         "days": days,
@@ -318,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "epochs_run": report.epochs_run,
         "history": report.history,
         "nan_imputed": dict(out["encoder"].nan_counts),
+        "id_collisions": out["id_collisions"],
         "recmodel": rc.model_dump(mode="json"),
     }
     version = new_version(f"w{args.weeks_ending}")

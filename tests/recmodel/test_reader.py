@@ -248,3 +248,40 @@ def test_same_rows_as__reads_the_versions_a_model_recorded(settings, warehouse):
         pinned_versions(settings, "v0", DAYS[0])
     with pytest.raises(InputError, match=r"model version 'v9' not found"):
         pinned_versions(settings, "v9", DAYS[0])
+
+
+def test_train_window__synthetic_rows_train_a_new_apps_identity(spark, settings):
+    # Setup: real rows on app_0..app_3 only; the cold app_4 exists only in synthetic rows.
+    from jobs.model.train import check_window, resolve_inputs, train_window
+    from jobs.platform.tables import write_partition, write_table
+    from recmodel.features import hash_slots
+
+    day = DAYS[0]
+    logs = settings.table_path(settings.tables.user_logs)
+    real = [(i, f"app_{i % 4}", ["games", "tools"][i % 2], int(i % 3 == 0)) for i in range(400)]
+    write_partition(spark.createDataFrame(real, LOGS_DDL), logs, day)
+    syn = [(f"s{i}", "app_4", i % 2, 1.0) for i in range(60)]
+    write_partition(spark.createDataFrame(syn, SYN_DDL), settings.table_path(
+        settings.tables.weighted_synthetic), day)  # fmt: skip
+    apps = [(f"app_{i}", i == 4) for i in range(5)]
+    write_table(spark.createDataFrame(apps, f"{S.APP_ID} string, {S.IS_COLD_START} boolean"),
+                settings.table_path(settings.tables.apps))  # fmt: skip
+
+    def identity(use_synthetic: bool) -> np.ndarray:
+        rc = settings.recmodel.model_copy(update={
+            "use_synthetic": use_synthetic, "categorical": (S.CATEGORY,), "numeric": (),
+            "id_fields": (S.APP_ID,), "id_buckets": 1024,
+        })  # fmt: skip
+        mine = settings.model_copy(update={"recmodel": rc})
+        inputs, _ = resolve_inputs(mine, day)
+        out = train_window(inputs, rc, check_window(inputs.real.path, [day]))
+        slots = hash_slots(pd.Series([f"app_{i}" for i in range(5)]), 1024)
+        table = out["model"].cat_emb[out["encoder"].spec.categorical.index(S.APP_ID)]
+        return table.weight.detach().numpy()[slots]
+
+    # Run
+    without, with_syn = identity(False), identity(True)
+    # Assert: warm apps' identities train either way; the cold app's only from its rows.
+    assert np.abs(without[:4]).sum(1).min() > 0
+    assert not without[4].any()
+    assert np.abs(with_syn[4]).sum() > 0.1 * np.abs(with_syn[:4]).sum(1).mean()

@@ -44,6 +44,50 @@ def test_encoder__unseen_category_is_oov_and_nan_is_imputed_and_counted():
     assert torch.equal(clone.transform(new)[0], cat)
 
 
+def test_encoder__hashed_id_has_a_stable_slot_without_vocabulary_and_starts_at_zero():
+    # Setup: app_id hashed into 64 slots; "a9" never occurs in the sample fitted on.
+    from recmodel.features import hash_slots
+
+    spec = FeatureSpec(("color", "app_id"), ("price",), hashed=("app_id",), hash_buckets=64)
+    rows = _rows().assign(app_id=["a1", "a2", "a1", None])
+    # Run
+    enc = FeatureEncoder.fit(rows, spec)
+    cat, _ = enc.transform(pd.DataFrame({"color": ["red"] * 3, "price": [1.0] * 3,
+                                         "app_id": ["a9", "a1", None]}))  # fmt: skip
+    model = build_model(enc, ModelSettings(), seed=0)
+    # Assert: the unseen id has its own slot (not OOV), equal across calls and a JSON
+    # round trip; null is slot 0; the id table is 65 rows and all zeros before training.
+    slots = hash_slots(pd.Series(["a9", "a1"]), 64)
+    assert cat[:, 1].tolist() == [*slots.tolist(), 0] and (slots >= 1).all()
+    assert enc.vocab["app_id"] == [] and enc.cardinalities()[1] == 65
+    clone = FeatureEncoder.from_dict(json.loads(json.dumps(enc.to_dict())))
+    assert clone.spec == spec and torch.equal(clone.transform(rows)[0], enc.transform(rows)[0])
+    assert model.cat_emb[1].weight.shape == (65, 8)
+    assert not model.cat_emb[1].weight.any() and model.cat_emb[0].weight.any()
+    one_slot = FeatureEncoder.fit(rows, FeatureSpec(("app_id",), hashed=("app_id",),
+                                                    hash_buckets=1))  # fmt: skip
+    assert one_slot.collisions(rows)["app_id"] == {"values": 2, "slots": 1,
+                                                   "values_sharing_a_slot": 2}  # fmt: skip
+    with pytest.raises(InputError, match=r"hashed columns \['app_id'\]"):
+        FeatureSpec(("color",), hashed=("app_id",))
+
+
+def test_aligned_fields__identities_never_reach_the_feature_groups():
+    # Setup: app_id has the strongest pair of the map.
+    from jobs.model.interactions import aligned_fields
+    from recmodel.groups import feature_groups
+
+    fields = ["age", "app_id", "category", "slot"]
+    m = np.array([[0, 9, 2, 0], [9, 0, 8, 0], [2, 8, 0, 0.1], [0, 0, 0.1, 0]], float)
+    # Run
+    kept, sub = aligned_fields(fields, m, ("app_id",))
+    groups = feature_groups(sub, kept, 0.45)
+    # Assert: the threshold is relative to the largest remaining pair (age x category).
+    assert kept == ["age", "category", "slot"] and sub.tolist() == [[0, 2, 0], [2, 0, 0.1],
+                                                                     [0, 0.1, 0]]  # fmt: skip
+    assert sorted(map(sorted, groups)) == [["age", "category"], ["slot"]]
+
+
 def test_weighted_bce__all_ones_equals_unweighted():
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(257, generator=gen)
@@ -185,6 +229,7 @@ def test_train_and_interactions_jobs__recover_planted_pairs(sim_warehouse, capsy
     assert len(fg) == 1 and fg.model_version[0] == art.version
     fields = json.loads(fg.fields[0])
     matrix = np.array(json.loads(fg.interaction_matrix[0]))
+    assert S.APP_ID not in art.model.fields and art.meta["id_collisions"] == {}
     planted = _planted(sim_warehouse)
     top = {frozenset((a, b)) for a, b, _ in top_pairs(matrix, fields, len(planted))}
     assert top == planted
@@ -222,6 +267,9 @@ def test_train_job__two_tower_writes_app_and_user_vectors_that_rank_like_the_mod
     apps = pq.read_table(version_dir / "embeddings" / "apps.parquet").to_pandas()
     users = pq.read_table(version_dir / "embeddings" / "users").to_pandas()
     assert emb["written"] and emb["apps"]["rows"] == len(apps) == len(apps_ref)
+    # A two-tower model has an identity by default (hashed app_id, counted for collisions).
+    assert S.APP_ID in art.model.fields and S.APP_ID in art.encoder.spec.hashed
+    assert art.meta["id_collisions"][S.APP_ID]["values"] > 0
     assert emb["apps"]["cold_start"] == int(apps_ref[S.IS_COLD_START].sum()) > 0
     assert emb["users"]["rows"] == len(users) == logs[S.USER_ID].nunique()
     assert f"{len(users)} users" in capsys.readouterr().out
@@ -233,7 +281,7 @@ def test_train_job__two_tower_writes_app_and_user_vectors_that_rank_like_the_mod
     # The index's score (u . v + b_app) is the trained model's logit minus a per-user constant.
     user_cols = [f for f in art.model.fields if f in art.model.cfg.user_fields]
     app_cols = [f for f in art.model.fields if f not in art.model.cfg.user_fields]
-    pairs = ctx[user_cols].merge(apps_ref[[S.APP_ID, *app_cols]], how="cross")
+    pairs = ctx[user_cols].merge(apps_ref[list(dict.fromkeys([S.APP_ID, *app_cols]))], how="cross")
     with torch.no_grad():
         logit = art.model(*art.encoder.transform(pairs)).numpy().reshape(len(ctx), -1)
     order = apps.set_index(S.APP_ID).loc[apps_ref[S.APP_ID]]
