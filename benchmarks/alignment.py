@@ -43,7 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # Executors must run this interpreter (pandas UDFs need the venv's pandas).
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-METHODS = ("classifier", "classifier@truncate_c=sqrt_n", "hybrid", "samplellm")
+METHODS = (
+    "classifier",
+    "classifier@truncate_c=sqrt_n",
+    "classifier@truncate_c=min_ess",
+    "hybrid",
+    "samplellm",
+)
 DATASETS = ("credit", "app_usage", "simulator", "movielens")
 
 

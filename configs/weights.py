@@ -62,7 +62,10 @@ class WeightsSettings(_Strict):
     # at 4 19-32%, at 3 21-35% with >= 64% of every planted damage still undone:
     # 3 is the loosest cap tried that meets ESS >= 20% everywhere.
     # "sqrt_n" and null (no truncation) remain; the report records the rule and c.
-    truncate_c: Annotated[float, Field(gt=1)] | Literal["sqrt_n"] | None = 3.0
+    # "min_ess": the loosest cap between sqrt(N) and 1.25 (a geometric grid, one Spark
+    # aggregation) that keeps the ESS at least min_ess of the rows.
+    truncate_c: Annotated[float, Field(gt=1)] | Literal["sqrt_n", "min_ess"] | None = 3.0
+    min_ess: float = Field(default=0.2, gt=0, lt=1)
     # Merge fields whose Cramer's V on real data exceeds the threshold into one
     # group (beyond the paper); groups never exceed ``max_group_fields`` by it.
     dependence_grouping: bool = False

@@ -256,7 +256,7 @@ def run_stage2(
         if method == "hybrid":
             df = _hybrid(inputs, df, cfg)
     df = df.persist()
-    weighted, stats = stage2.normalise(df, cfg.truncate_c)
+    weighted, stats = stage2.normalise(df, cfg.truncate_c, min_ess=cfg.min_ess)
     if method != "classifier":
         out.floor_hits = stage2.floor_hits(df, groups)
     out.df, out.stats = weighted.drop(*stage2.internal_columns(weighted)), stats

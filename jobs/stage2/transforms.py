@@ -326,17 +326,51 @@ def _finite(col: Column) -> Column:
 
 
 SQRT_N = "sqrt_n"
+MIN_ESS = "min_ess"
+# Caps the min_ess rule tries: a geometric grid from sqrt(N) down to this.
+MIN_ESS_GRID, MIN_ESS_FLOOR = 24, 1.25
 
 
 def truncation_c(rule: float | str | None, n: int) -> float | None:
-    """The ``c`` of truncation at ``c * mean``: a number, ``sqrt_n`` (Ionides 2008), or None."""
+    """The ``c`` of truncation at ``c * mean``: a number, ``sqrt_n`` (Ionides 2008), or None.
+
+    ``min_ess`` is resolved by :func:`min_ess_c` (it needs the weights).
+    """
     if rule is None:
         return None
     if rule == SQRT_N:
         return max(math.sqrt(n), 1.0)
     if isinstance(rule, str):
-        raise InputError(f"truncate_c {rule!r}: expected a number > 1, {SQRT_N!r} or null")
+        raise InputError(
+            f"truncate_c {rule!r}: expected a number > 1, {SQRT_N!r}, {MIN_ESS!r} or null"
+        )
     return float(rule)
+
+
+def min_ess_c(rel: Column, kept: DataFrame, s1: float, n: int, min_ess: float) -> float:
+    """The loosest cap ``c`` on a grid from sqrt(N) down to 1.25 with ESS >= ``min_ess`` x N.
+
+    Why: one fixed cap cannot suit every day. A cap tight enough for a day
+    with a heavy tail throws away what a well-behaved day's weights correct
+    (issue 19: c = 3 met the ESS floor on every alignment case but undid none
+    of MovieLens's label damage, which sqrt(N) undid at ESS 23%). The ESS of
+    every grid cap comes from one aggregation; without a cap that reaches the
+    floor, the tightest is taken (the report shows the ESS it reached).
+    """
+    from pyspark.sql import functions as F
+
+    hi = max(math.sqrt(n), MIN_ESS_FLOOR)
+    grid = [hi * (MIN_ESS_FLOOR / hi) ** (k / (MIN_ESS_GRID - 1)) for k in range(MIN_ESS_GRID)]
+    sums = []
+    for c in grid:
+        capped = F.least(rel, F.lit(math.log(c * s1 / n)))
+        sums += [F.sum(F.exp(capped)), F.sum(F.exp(2 * capped))]
+    row = kept.agg(*sums).first()
+    for k, c in enumerate(grid):
+        a, b = float(row[2 * k]), float(row[2 * k + 1])
+        if b > 0 and a * a / b >= min_ess * n:
+            return c
+    return grid[-1]
 
 
 # |largest log weight| up to which sum(exp(lw)) and sum(exp(2 lw)) are taken
@@ -362,12 +396,16 @@ def _shifted_sums(
 
 
 def normalise(
-    df: DataFrame, truncate_c: float | str | None = None, log_col: str = LOG_W
+    df: DataFrame,
+    truncate_c: float | str | None = None,
+    log_col: str = LOG_W,
+    min_ess: float = 0.2,
 ) -> tuple[DataFrame, WeightStats]:
     """Self-normalise to mean 1, truncate at ``c * mean``; add weight, log_weight.
 
-    ``truncate_c``: a number, ``"sqrt_n"`` (c = sqrt of the rows weighted) or
-    None (no truncation).
+    ``truncate_c``: a number, ``"sqrt_n"`` (c = sqrt of the rows weighted),
+    ``"min_ess"`` (the loosest cap keeping ESS >= ``min_ess`` x rows, one
+    more aggregation) or None (no truncation).
 
     Rows with a NaN/inf log weight are dropped and counted; if no row is left
     the run fails loudly (``ValidationFailedError``): a table of zero weights
@@ -401,7 +439,11 @@ def normalise(
         s1, s2 = kept.agg(F.sum(F.exp(rel)), F.sum(F.exp(2 * rel))).first()
     ess_before = float(s1) ** 2 / float(s2)
     log_thr, truncated = float("inf"), 0
-    rule, truncate_c = truncate_c, truncation_c(truncate_c, n)
+    rule = truncate_c
+    if rule == MIN_ESS:
+        truncate_c = min_ess_c(rel, kept, float(s1), n, min_ess)
+    else:
+        truncate_c = truncation_c(rule, n)
     if truncate_c is not None:
         log_thr = math.log(truncate_c * float(s1) / n)
         capped = F.least(rel, F.lit(log_thr))

@@ -194,6 +194,29 @@ def test_normalise__sqrt_n_rule_truncates_at_sqrt_n_times_mean(spark):
     assert stats.truncated_rows == 1
 
 
+def test_normalise__min_ess_rule_takes_the_loosest_cap_that_keeps_the_ess_floor(spark):
+    # Setup: 400 rows, 4 of them heavy; at sqrt(N) = 20 the ESS is 1.5%.
+    lw = np.log(np.array([1.0] * 396 + [2_000.0] * 4))
+    df = spark.createDataFrame(pd.DataFrame({"id": range(400), stage2.LOG_W: lw}))
+    grid = [20 * (1.25 / 20) ** (k / 23) for k in range(24)]
+
+    def ess(c: float) -> float:
+        w = np.minimum(np.exp(lw), c * np.exp(lw).mean())
+        return w.sum() ** 2 / (w**2).sum() / len(w)
+
+    # Run
+    out, stats = stage2.normalise(df, "min_ess", min_ess=0.1)
+    _, loose = stage2.normalise(df, "min_ess", min_ess=0.01)
+    # Assert: the first grid cap (from sqrt(N) down) whose ESS reaches 10%, applied.
+    expect = next(c for c in grid if ess(c) >= 0.1)
+    assert ess(grid[0]) < 0.1 and expect < grid[0]
+    assert stats.truncate_rule == "min_ess" and stats.truncate_c == pytest.approx(expect)
+    assert stats.ess_fraction == pytest.approx(ess(expect)) and stats.ess_fraction >= 0.1
+    w = out.toPandas()["weight"].to_numpy()
+    assert w.mean() == pytest.approx(1.0) and stats.truncated_rows == 4
+    assert loose.truncate_c == pytest.approx(20.0) and loose.ess_after < stats.ess_after
+
+
 def test_importance_resample__seeded_without_replacement_by_weight(spark):
     lw = np.log(np.array([10.0] * 50 + [0.1] * 950))
     df = spark.createDataFrame(pd.DataFrame({"id": range(1000), "log_weight": lw}))
