@@ -142,7 +142,8 @@ def method_settings(method: str, seed: int):
     over: dict = {"seed": seed, "dependence_grouping": name.endswith("+dep")}
     for item in filter(None, opts.split(";")):
         key, _, value = item.partition("=")
-        over[key] = None if value == "none" else (value if value == "sqrt_n" else float(value))
+        words = ("sqrt_n", "min_ess")
+        over[key] = None if value == "none" else (value if value in words else float(value))
     return name.split("+")[0], WeightsSettings(**over)
 
 
