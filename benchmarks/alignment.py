@@ -46,7 +46,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 METHODS = (
     "classifier",
     "classifier@truncate_c=sqrt_n",
-    "classifier@truncate_c=min_ess",
+    "classifier@truncate_c=3",
     "hybrid",
     "samplellm",
 )

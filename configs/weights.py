@@ -56,15 +56,16 @@ class WeightsSettings(_Strict):
     # Cross-fitting: K label models per side, each scoring only the fold it never
     # saw (folds by a hash of the row's values; see recmodel.label_models).
     label_model_folds: int = Field(default=3, ge=2, le=10)
-    # Truncated IS: w <- min(w, c * mean(w)), renormalised. Default 3 by
-    # measurement (docs/alignment_defaults.md): at "sqrt_n" (Ionides 2008,
-    # c = sqrt(N)) the classifier's ESS was 7-14% on every case, at 5 17-30%,
-    # at 4 19-32%, at 3 21-35% with >= 64% of every planted damage still undone:
-    # 3 is the loosest cap tried that meets ESS >= 20% everywhere.
-    # "sqrt_n" and null (no truncation) remain; the report records the rule and c.
-    # "min_ess": the loosest cap between sqrt(N) and 1.25 (a geometric grid, one Spark
-    # aggregation) that keeps the ESS at least min_ess of the rows.
-    truncate_c: Annotated[float, Field(gt=1)] | Literal["sqrt_n", "min_ess"] | None = 3.0
+    # Truncated IS: w <- min(w, c * mean(w)), renormalised. Default "min_ess" by
+    # measurement (benchmarks/results/alignment.md): the loosest cap on a geometric
+    # grid from sqrt(N) (Ionides 2008) down to 1.25 that keeps the ESS at least
+    # min_ess of the rows (one Spark aggregation). Every fixed cap missed a case:
+    # sqrt(N) left ESS at 7-18% on three of four cases, and c = 3 (the previous
+    # default, docs/alignment_defaults.md) made MovieLens's planted label damage
+    # worse (-0.37 undone) where sqrt(N) undid 0.67 at ESS 23%. min_ess meets
+    # ">= 50% of every damage undone at ESS >= 20%" on all four cases.
+    # A number, "sqrt_n" and null (no truncation) remain; the report records rule and c.
+    truncate_c: Annotated[float, Field(gt=1)] | Literal["sqrt_n", "min_ess"] | None = "min_ess"
     min_ess: float = Field(default=0.2, gt=0, lt=1)
     # Merge fields whose Cramer's V on real data exceeds the threshold into one
     # group (beyond the paper); groups never exceed ``max_group_fields`` by it.
