@@ -83,7 +83,7 @@ class FeatureSpec:
             tuple(data["categorical"]),
             tuple(data.get("numeric", ())),
             tuple(data.get("hashed", ())),
-            int(data.get("hash_buckets", 65_536)),
+            int(data.get("hash_buckets", cls.hash_buckets)),
         )
 
 

@@ -219,7 +219,7 @@ def build_model(encoder: FeatureEncoder, cfg: ModelSettings, *, seed: int) -> Re
     torch.manual_seed(seed)
     spec = encoder.spec
     return RecallModel(
-        list(encoder.spec.fields),
+        list(spec.fields),
         encoder.cardinalities(),
         encoder.standardized_edges(),
         cfg,

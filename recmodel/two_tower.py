@@ -32,7 +32,6 @@ Everything is batched torch on a bounded, seeded sample of clicked rows.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +42,7 @@ from torch import nn
 
 from jobs.platform import schema as S
 from jobs.platform.errors import EmptyInputError, InputError
+from recmodel.features import hash_slots
 from recmodel.prune import check_share, pruned_mean
 
 OOV = 0
@@ -121,8 +121,12 @@ def soft_labels(rows: pd.DataFrame, column: str = "click_prob") -> np.ndarray:
 
 
 def bucket(app_ids: pd.Series | np.ndarray, buckets: int) -> np.ndarray:
-    """Stable hash bucket in 1..buckets of each id (0 is the OOV slot)."""
-    return np.array([1 + zlib.crc32(str(a).encode()) % buckets for a in app_ids], dtype=np.int64)
+    """Stable hash bucket in 1..buckets of each id (0 is the OOV slot).
+
+    The weekly model's hashed fields use the same hash (``recmodel.features``);
+    every id here, a null included, is hashed as its string.
+    """
+    return hash_slots(pd.Series(np.asarray(app_ids, dtype=object)).astype(str), buckets)
 
 
 class _Towers(nn.Module):

@@ -81,7 +81,8 @@ def aligned_fields(
     the weights would erase exactly the rows written for it. The threshold of
     eq. 12 is then taken relative to the largest remaining pair.
     """
-    keep = [i for i, f in enumerate(fields) if f not in set(identities)]
+    drop = set(identities)
+    keep = [i for i, f in enumerate(fields) if f not in drop]
     return [fields[i] for i in keep], np.asarray(matrix)[np.ix_(keep, keep)]
 
 
