@@ -2,6 +2,7 @@
 
     python benchmarks/regenerate.py                  # every benchmark (hours on 2 cores)
     python benchmarks/regenerate.py --only stage1,alignment
+    python benchmarks/regenerate.py --stale          # which results no longer match the code
     make bench                                       # the same, every benchmark
 
 Each benchmark is a script that prints one JSON object on stdout. This runs
@@ -13,6 +14,11 @@ load 10 is not a figure taken at load 1). Benchmarks that also render a
 Markdown table (paper_tables, cold_start, alignment, ...) write it next to the
 JSON themselves. A benchmark that fails leaves its previous result in place and
 makes the exit code non-zero; the others still run.
+
+``--stale`` lists the results whose code moved on: for every registered
+benchmark, the commits since the one its result records that touch the paths
+it measures (``DEPENDS``). It runs nothing and exits 0; a result measured on a
+dirty tree, or with no result file, is stale too.
 """
 
 from __future__ import annotations
@@ -86,6 +92,57 @@ REGISTRY: dict[str, dict[str, object]] = {
 }
 
 
+# name -> the paths whose change makes its result stale (the script itself always does).
+# configs/local.yaml counts only for the whole-pipeline entries (_PIPE).
+_PIPE = ["jobs", "llm_client", "recmodel", "spark_udfs", "configs"]
+_MODEL = ["recmodel", "jobs/model", "configs/recmodel.py"]
+DEPENDS: dict[str, list[str]] = {
+    "simulate": ["jobs/sources", "jobs/platform", "configs/settings.py"],
+    "stage1": ["jobs/stage1", "jobs/sources", "jobs/platform", "llm_client", "configs/stage1.py"],
+    "weights": ["jobs/stage2", "jobs/platform", "configs/weights.py"],
+    "weights_scale": ["jobs/stage2", "jobs/platform", "configs/weights.py"],
+    "interactions": _MODEL,
+    "llm_client": ["llm_client"],
+    "alignment": ["jobs/stage2", "jobs/sources", "configs/weights.py", *_MODEL,
+                  "benchmarks/_alignment_cases.py"],
+    "daily_run": _PIPE,
+    "paper_tables": _PIPE,
+    "judge_quality": ["jobs/evaluation", "jobs/sources", "llm_client/standin_logic.py",
+                      "configs/evaluation.py", *_MODEL],
+    "cold_start": _PIPE,
+    "cold_start_local": _PIPE,
+    "llm_local": ["llm_client", "configs/prompts", "configs/llm.py"],
+    "candidates_cost": ["jobs/stage1", "llm_client", "configs/stage1.py", "configs/llm.py"],
+    "cluster_call_rate": ["jobs/stage1", "jobs/platform", "llm_client", "tests/cluster_fixture.py"],
+}  # fmt: skip
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def stale(name: str) -> dict[str, object] | None:
+    """Why ``name``'s result no longer measures the code at HEAD (None when it does)."""
+    spec = REGISTRY[name]
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {"why": "no result file"}
+    recorded = str(json.loads(path.read_text()).get("commit") or "")
+    commit = recorded.split()[0].removesuffix("-dirty") if recorded else ""
+    if not commit or not _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"):
+        return {"why": f"recorded commit {recorded!r} is not in this repository"}
+    paths = [f"benchmarks/{spec.get('script', name)}.py", *DEPENDS.get(name, ["."])]
+    log = _git("log", "--format=%h", f"{commit}..HEAD", "--", *paths).split()
+    if recorded != commit and not log:
+        return {"why": f"measured on a changed tree ({recorded})", "commit": recorded}
+    if not log:
+        return None
+    files = _git("diff", "--name-only", commit, "HEAD", "--", *paths).split()
+    return {"why": f"{len(log)} commit(s) since {commit} touch what it measures",
+            "commit": commit, "commits": log[:5], "files": files[:8]}  # fmt: skip
+
+
 def _head() -> str:
     """The commit measured; ``-dirty`` when code differs from it (results files do not count:
     the benchmarks write them)."""
@@ -153,9 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--list", action="store_true", help="print the registry and exit")
+    parser.add_argument(
+        "--stale", action="store_true", help="list results older than the code they measure"
+    )
     args = parser.parse_args(argv)
     if args.list:
         print(json.dumps(REGISTRY, indent=1))
+        return 0
+    if args.stale:
+        report = {n: why for n in REGISTRY if (why := stale(n)) is not None}
+        print(json.dumps({"stale": report, "current": [n for n in REGISTRY if n not in report]},
+                         indent=1))  # fmt: skip
         return 0
     names = args.only.split(",") if args.only else list(REGISTRY)
     unknown = [n for n in names if n not in REGISTRY]
