@@ -13,9 +13,12 @@ file, not only its name). Readiness is ``GET /v1/models`` answering, within
 
 The server is stopped on every exit path: normal return, exception, SIGINT
 (KeyboardInterrupt) and SIGTERM (turned into SystemExit while the server
-runs, so ``finally`` blocks run). If the job itself is killed with SIGKILL,
-the kernel sends the server SIGTERM (``PR_SET_PDEATHSIG``), so no orphan is
-left either way. A server that dies mid-run is reported by ``assert_alive``
+runs, so ``finally`` blocks run). Stopping is SIGTERM, then SIGKILL after 10 s
+(a server in the middle of a long generation does not honour SIGTERM
+promptly); a second SIGTERM that arrives meanwhile is held until the server is
+gone, not allowed to cut the wait short. If the job itself is killed with
+SIGKILL, the kernel sends the server SIGKILL (``PR_SET_PDEATHSIG``), so no
+orphan is left either way. A server that dies mid-run is reported by ``assert_alive``
 (called after every wave) as one line naming its exit code and log.
 """
 
@@ -131,9 +134,13 @@ def free_port(port: int) -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child: SIGTERM when the parent dies (even by SIGKILL). Linux only."""
+    """In the child: SIGKILL when the parent dies (even by SIGKILL). Linux only.
+
+    SIGKILL, not SIGTERM: the server has nothing to flush, and its graceful
+    shutdown waits for the request in flight, which on a loaded CPU can take
+    many minutes with nobody left to wait for it."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def server_command(model: ModelFile, port: int, llm: LLMSettings) -> list[str]:
@@ -185,15 +192,17 @@ def _wait_ready(srv: LocalServer, timeout_s: float) -> None:
 
 
 def stop(srv: LocalServer) -> None:
-    """SIGTERM, then SIGKILL after 10 s; reaped either way."""
+    """SIGTERM, then SIGKILL after 10 s; reaped either way. A SIGTERM to this job
+    meanwhile is held until the server is gone, then raised as SystemExit."""
     _RUNNING.pop(srv.process.pid, None)
     if srv.process.poll() is None:
-        srv.process.terminate()
-        try:
-            srv.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            srv.process.kill()
-            srv.process.wait()
+        with _sigterm_held():
+            srv.process.terminate()
+            try:
+                srv.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                srv.process.kill()
+                srv.process.wait()
 
 
 def assert_alive() -> None:
@@ -222,6 +231,22 @@ def _sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """SIGTERM during the block is remembered, not raised, and raised as SystemExit after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if held:
+        raise SystemExit(128 + held[0])
 
 
 @contextlib.contextmanager

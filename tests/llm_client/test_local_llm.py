@@ -154,6 +154,40 @@ def test_local_llm__server_stopped_on_signal_no_orphan(sig):
             proc.wait()
 
 
+@pytest.mark.parametrize("how", ["sigterm_twice", "sigkill"])
+def test_local_llm__busy_server_does_not_outlive_its_job(how):
+    # A SIGSTOPped server stands in for one deep in a generation: it honours
+    # SIGTERM only much later (uvicorn waits for the request in flight). A second
+    # SIGTERM must not cut the job's SIGTERM -> SIGKILL escalation short, and a
+    # job killed outright must take the server with it.
+    env = {k: v for k, v in os.environ.items() if k != "COLDSTART_LLM_ENDPOINT"}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    pid = None
+    try:
+        pid = int(proc.stdout.readline())
+        os.kill(pid, signal.SIGSTOP)
+        if how == "sigkill":
+            proc.kill()
+        else:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(pid), f"stopped llama.cpp server {pid} outlived its job ({how})"
+        if how == "sigterm_twice":
+            assert proc.returncode == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if pid is not None and not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_local_llm__server_dying_mid_run_is_one_line(server):
     local_llm.assert_alive()  # running: no error
     server.process.kill()
