@@ -132,7 +132,7 @@ def stale(name: str) -> dict[str, object] | None:
     commit = recorded.split()[0].removesuffix("-dirty") if recorded else ""
     if not commit or not _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"):
         return {"why": f"recorded commit {recorded!r} is not in this repository"}
-    paths = [f"benchmarks/{spec.get('script', name)}.py", *DEPENDS.get(name, ["."])]
+    paths = [f"benchmarks/{spec.get('script', name)}.py", *DEPENDS[name]]
     log = _git("log", "--format=%h", f"{commit}..HEAD", "--", *paths).split()
     if recorded != commit and not log:
         return {"why": f"measured on a changed tree ({recorded})", "commit": recorded}
@@ -146,14 +146,8 @@ def stale(name: str) -> dict[str, object] | None:
 def _head() -> str:
     """The commit measured; ``-dirty`` when code differs from it (results files do not count:
     the benchmarks write them)."""
-    out = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", ".", ":(exclude)benchmarks/results"],
-        cwd=REPO, capture_output=True,
-    )  # fmt: skip
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    dirty = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
+    return _git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
 
 
 DOCS = [":(exclude)benchmarks/results", ":(exclude)README.md", ":(exclude)docs"]

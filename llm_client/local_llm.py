@@ -18,8 +18,9 @@ runs, so ``finally`` blocks run). Stopping is SIGTERM, then SIGKILL after 10 s
 promptly); a second SIGTERM that arrives meanwhile is held until the server is
 gone, not allowed to cut the wait short. If the job itself is killed with
 SIGKILL, the kernel sends the server SIGKILL (``PR_SET_PDEATHSIG``), so no
-orphan is left either way. A server that dies mid-run is reported by ``assert_alive``
-(called after every wave) as one line naming its exit code and log.
+orphan is left either way. A server that dies mid-run is reported by
+``assert_alive`` (called after every wave) as one line naming its exit code
+and log.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,15 +218,12 @@ def assert_alive() -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While the server runs, SIGTERM raises SystemExit so the server is stopped."""
+def _on_sigterm(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` answers SIGTERM during the block; the previous one is restored after.
+    Only the main thread may set signal handlers; elsewhere the block runs unchanged."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
@@ -233,18 +231,21 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _sigterm_raises() -> contextlib.AbstractContextManager[None]:
+    """While the server runs, SIGTERM raises SystemExit so the server is stopped."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    return _on_sigterm(handler)
+
+
 @contextlib.contextmanager
 def _sigterm_held() -> Iterator[None]:
     """SIGTERM during the block is remembered, not raised, and raised as SystemExit after it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     held: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: held.append(signum))
-    try:
+    with _on_sigterm(lambda signum, _frame: held.append(signum)):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if held:
         raise SystemExit(128 + held[0])
 

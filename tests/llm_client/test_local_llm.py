@@ -132,11 +132,23 @@ with local_llm_server(LLMSettings(endpoint="local-llm")) as srv:
 """
 
 
+def _holder() -> subprocess.Popen:
+    """A job holding a local llama.cpp server; it prints the server's pid once ready."""
+    env = {k: v for k, v in os.environ.items() if k != "COLDSTART_LLM_ENDPOINT"}
+    return subprocess.Popen([sys.executable, "-c", HOLDER], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _gone(pid)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_local_llm__server_stopped_on_signal_no_orphan(sig):
-    env = {k: v for k, v in os.environ.items() if k != "COLDSTART_LLM_ENDPOINT"}
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = _holder()
     try:
         pid = int(proc.stdout.readline())  # printed once the server is ready
         assert not _gone(pid)
@@ -144,10 +156,7 @@ def test_local_llm__server_stopped_on_signal_no_orphan(sig):
         proc.wait(timeout=30)
         if sig == signal.SIGTERM:  # stopped by the job itself (SystemExit), not by the kernel
             assert proc.returncode == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 15
-        while not _gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _gone(pid), f"llama.cpp server {pid} outlived its job ({sig.name})"
+        assert _gone_within(pid, 15), f"llama.cpp server {pid} outlived its job ({sig.name})"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -160,9 +169,7 @@ def test_local_llm__busy_server_does_not_outlive_its_job(how):
     # SIGTERM only much later (uvicorn waits for the request in flight). A second
     # SIGTERM must not cut the job's SIGTERM -> SIGKILL escalation short, and a
     # job killed outright must take the server with it.
-    env = {k: v for k, v in os.environ.items() if k != "COLDSTART_LLM_ENDPOINT"}
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = _holder()
     pid = None
     try:
         pid = int(proc.stdout.readline())
@@ -174,10 +181,7 @@ def test_local_llm__busy_server_does_not_outlive_its_job(how):
             time.sleep(1.0)
             proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 20
-        while not _gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _gone(pid), f"stopped llama.cpp server {pid} outlived its job ({how})"
+        assert _gone_within(pid, 20), f"stopped llama.cpp server {pid} outlived its job ({how})"
         if how == "sigterm_twice":
             assert proc.returncode == 128 + signal.SIGTERM
     finally:
