@@ -29,9 +29,26 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev,eval,airflow]"
 	touch $@
 
-# Extra local-llm: builds llama.cpp from source once (10-15 min on 2 cores; pip caches it).
+# Extra local-llm: llama.cpp built from source once (10-15 min on 2 cores) for a
+# portable x86-64 baseline (GGML_NATIVE=OFF: AVX2, FMA, F16C), kept as a wheel in
+# LLAMA_WHEELS, keyed by the pin and the build flags. Not pip's own wheel cache:
+# that one outlives the machine and is keyed by the sdist alone, so it hands a
+# wheel built with -march=native on one CPU (AVX-512, AMX) to another. A CI run
+# on such a wheel saw the server die with SIGSEGV (-11) at its first completion.
+LLAMA_PIN    := $(shell sed -n 's/.*"\(llama-cpp-python\)\[server\]\(==[0-9.]*\)".*/\1\2/p' pyproject.toml)
+LLAMA_CMAKE  ?= -DGGML_NATIVE=OFF
+LLAMA_WHEELS ?= $(HOME)/.cache/coldstart/wheels/$(subst ==,-,$(LLAMA_PIN))-$(shell echo '$(LLAMA_CMAKE)' | md5sum | cut -c1-8)
 $(VENV)/.local-llm: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[local-llm]"
+	@test -n "$(LLAMA_PIN)" || { echo "error: pyproject.toml: no llama-cpp-python[server]==X pin in the local-llm extra"; exit 1; }
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "building $(LLAMA_PIN) with CMAKE_ARGS='$(LLAMA_CMAKE)' into $(LLAMA_WHEELS) (10-15 min, once)"; \
+	  rm -rf $(LLAMA_WHEELS).tmp && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip wheel -q --no-deps --no-cache-dir \
+	    --no-binary llama-cpp-python -w $(LLAMA_WHEELS).tmp "$(LLAMA_PIN)" && \
+	  mv $(LLAMA_WHEELS).tmp $(LLAMA_WHEELS); }
+	$(BIN)/pip install -q --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) --only-binary llama-cpp-python \
+	  -e ".[local-llm]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -45,7 +62,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint $(VENV)/.local-llm
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 # Regenerate benchmarks/results/ (every benchmark; hours on 2 cores).
 # ONLY=stage1,alignment to run some.

@@ -171,11 +171,25 @@ def _last_line(path: str) -> str:
     return "no output"
 
 
+def _report_death(srv: LocalServer) -> None:
+    """Log the dead server's CPU build line and log tail at ERROR: the log file
+    is gone with the machine (CI), the one-line error alone cannot say why."""
+    with contextlib.suppress(OSError):
+        lines = Path(srv.log_path).read_text(errors="replace").splitlines()
+        build = [ln.strip() for ln in lines if ln.startswith("CPU : ")][:1]
+        log.error(
+            "llama.cpp server (pid %d) died; built for %s; last lines of %s:\n%s",
+            srv.process.pid, build[0] if build else "? (no 'CPU :' line in its log)",
+            srv.log_path, "\n".join(lines[-25:]),
+        )  # fmt: skip
+
+
 def _wait_ready(srv: LocalServer, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         code = srv.process.poll()
         if code is not None:
+            _report_death(srv)
             raise LLMError(
                 f"llama.cpp server exited with code {code} while loading {srv.model} "
                 f"({_last_line(srv.log_path)}); log: {srv.log_path}"
@@ -211,6 +225,7 @@ def assert_alive() -> None:
     for srv in list(_RUNNING.values()):
         code = srv.process.poll()
         if code is not None:
+            _report_death(srv)
             raise LLMError(
                 f"llama.cpp server (pid {srv.process.pid}) died mid-run with code {code} "
                 f"({_last_line(srv.log_path)}); log: {srv.log_path}; re-run to resume"

@@ -82,6 +82,24 @@ def test_local_llm__real_model_answers_in_the_json_object_dialect(server):
     assert all(x["click_prob"] in schemas.CLICK_PROB_GRID for x in judged.items)
 
 
+def test_local_llm__llama_cpp_build_is_portable():
+    """The installed llama.cpp CPU backend holds no AVX-512 or AMX instruction.
+
+    The wheel outlives the machine that built it (a cache), so ``make`` builds it
+    with GGML_NATIVE=OFF. A CI run on a ``-march=native`` wheel from pip's shared
+    cache saw the server die with SIGSEGV at its first completion."""
+    import llama_cpp
+
+    libs = sorted((Path(llama_cpp.__file__).parent / "lib").glob("libggml-cpu*.so*"))
+    assert libs, "llama_cpp/lib has no libggml-cpu*.so"
+    asm = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", str(libs[0])],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    wide = [ln for ln in asm.splitlines() if "%zmm" in ln or "%tmm" in ln or "tdpb" in ln]
+    assert not wide, f"{libs[0].name}: {len(wide)} AVX-512/AMX instructions, e.g. {wide[:2]}"
+
+
 def test_local_llm__bad_model_file_port_taken_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"local_model_path .*file not found"):
         local_llm.user_model(str(tmp_path / "none.gguf"))
@@ -192,9 +210,13 @@ def test_local_llm__busy_server_does_not_outlive_its_job(how):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_local_llm__server_dying_mid_run_is_one_line(server):
+def test_local_llm__server_dying_mid_run_is_one_line(server, caplog):
     local_llm.assert_alive()  # running: no error
     server.process.kill()
     server.process.wait()
     with pytest.raises(LLMError, match=r"died mid-run with code -9.*re-run to resume"):
         local_llm.assert_alive()
+    # The log file dies with a CI machine: its CPU build line and tail go to the job's log.
+    (dead,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"pid {server.process.pid}) died; built for CPU : " in dead
+    assert server.log_path in dead and '"GET /v1/models HTTP/1.1" 200' in dead

@@ -638,14 +638,15 @@ def test_synthesize_cli__real_local_llm_end_to_end(
     # which would drop the INFO progress line this test reads.
     monkeypatch.setenv("COLDSTART_LOG_LEVEL", "INFO")
     with caplog.at_level(logging.INFO):
-        assert cli(["synthesize", "--ds", DS, "--config", str(cfg), "--requests", "2"]) == 0
+        # One request per kind: each is a minute or more of Gemma on 2 cores.
+        assert cli(["synthesize", "--ds", DS, "--config", str(cfg), "--requests", "1"]) == 0
     settings = _settings(day, standin, "contract")
     responses = read_table(spark, settings.table_path(settings.tables.llm_responses))
     real = responses.where("model = 'gemma-3-270m-q4_k_m'").collect()
-    assert len(real) == 4  # 2 profile + 2 click requests: nothing served from the stand-in's
+    assert len(real) == 2  # 1 profile + 1 click request: nothing served from the stand-in's
     assert {r["status"] for r in real} <= {"ok", "truncated"}
     out = read_table(spark, settings.table_path(settings.tables.synthetic_raw), DS).collect()
     assert out and {r["model"] for r in out} == {"gemma-3-270m-q4_k_m"}
     assert all(r[f] in S.VOCAB[f] for r in out for f in S.PROFILE_FIELDS)
-    progress = [m for m in caplog.messages if m.startswith("llm profile: requests 2/2")]
+    progress = [m for m in caplog.messages if m.startswith("llm profile: requests 1/1")]
     assert progress and "tokens/s" in progress[-1] and "ETA" in progress[-1]
