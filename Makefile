@@ -61,8 +61,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two workers, a test file at a time each (module fixtures stay per file); the
+# cluster and Airflow files are collected first (tests/conftest.py) so neither
+# worker ends on them. Most of a serial run waits on JVM start-up and
+# subprocesses: it used ~45% of 2 cores.
+PYTEST_WORKERS ?= 2
 test: lint $(VENV)/.local-llm
-	$(BIN)/pytest -q --durations=20
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 # Regenerate benchmarks/results/ (every benchmark; hours on 2 cores).
 # ONLY=stage1,alignment to run some.

@@ -9,7 +9,6 @@ checkout being the working directory.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -25,7 +24,6 @@ import yaml
 from deltalake import DeltaTable
 
 from configs.settings import Settings, load_config
-from jobs.cli import COMMANDS
 from jobs.cli import main as cli_main
 from jobs.orchestration.publish import partition_rows
 from jobs.platform import tables as T
@@ -183,11 +181,10 @@ def test_cluster_fixture__starts_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One daily job: its CLI args and the tables (ds-partitioned or not) it writes."""
+class Step:
+    """One daily stage and the tables (ds-partitioned or not) it writes."""
 
-    job: str
-    args: tuple[str, ...]
+    stage: str
     daily_tables: tuple[str, ...]
     whole_tables: tuple[str, ...] = ()
 
@@ -197,48 +194,58 @@ class Stage:
 # scale (1M rows on this cluster) is benchmarks/cluster.py. At 100k the test took
 # 11-13 of the suite's 40 minutes.
 CHAIN_ROWS = "30000"
-CHAIN: tuple[Stage, ...] = (
-    Stage("simulate", ("--ds", DS, "--rows", CHAIN_ROWS), ("user_logs",), ("apps",)),
-    Stage("sample", ("--ds", DS), ("sampled_logs",)),
-    Stage("cluster", ("--ds", DS), ("user_clusters", "seeds")),
-    Stage("synthesize", ("--ds", DS), ("synthetic_raw",)),
-    Stage("weights", ("--ds", DS), ("weighted_synthetic",)),
+SIMULATE = Step("simulate", ("user_logs",), ("apps",))
+# run-daily's stages up to the candidate table; `interactions` reuses the published
+# feature groups, `weights` writes orchestration.candidate_table (validate and
+# publish only copy it and are covered by the orchestration tests).
+CHAIN: tuple[Step, ...] = (
+    Step("sample", ("sampled_logs",)),
+    Step("cluster", ("user_clusters", "seeds")),
+    Step("synthesize", ("synthetic_raw",)),
+    Step("interactions", (), ("feature_groups",)),
+    Step("weights", ("candidate",)),
 )
 
 
-def stage_available(stage: Stage) -> bool:
-    """Stages whose job module exists (others are still being written)."""
-    return importlib.util.find_spec(COMMANDS[stage.job][0]) is not None
-
-
-AVAILABLE = tuple(s for s in CHAIN if stage_available(s))
-
-
-def run_local(stage: Stage, config: Path, warehouse: Path, monkeypatch) -> None:
-    monkeypatch.setenv("COLDSTART_WAREHOUSE", str(warehouse))
-    assert cli_main([stage.job, "--config", str(config), *stage.args]) == 0
+def table_name(settings: Settings, name: str) -> str:
+    if name == "candidate":
+        return settings.orchestration.candidate_table
+    return getattr(settings.tables, name)
 
 
 def test_daily_chain__cluster_run_equals_local_run(
     spark, spark_cluster: StandaloneCluster, tmp_path: Path, monkeypatch
 ) -> None:
-    assert AVAILABLE[0].job == "simulate"
+    # Two spark-submits per side, as a production day runs without Airflow:
+    # `simulate`, then `run-daily` through the stages in one application (one JVM
+    # and one executor start instead of five; each stage is its job's own main).
+    # The per-stage submits Airflow and backfill use are tested in
+    # tests/orchestration and in the backfill test below.
     local_wh, cluster_wh = tmp_path / "local", tmp_path / "cluster"
     local_cfg = write_config(tmp_path / "local-cfg", local_wh, stages=True)
     cluster_cfg = write_config(tmp_path / "cluster-cfg", cluster_wh, stages=True)
     settings = load_config(cluster_cfg)
     rel = settings.tables.feature_groups.replace(".", "/")
     publish_feature_groups([local_wh / rel, cluster_wh / rel], WEEKLY_FEATURE_GROUPS)
-    for stage in AVAILABLE:
-        cmd = spark_submit_command(stage.job, list(stage.args), settings, spark_cluster.master_url)
-        submit_ok(cmd, tmp_path / "submitter")
-        run_local(stage, local_cfg, local_wh, monkeypatch)
-        tables = [(t, DS) for t in stage.daily_tables] + [(t, None) for t in stage.whole_tables]
+    stages = ",".join(step.stage for step in CHAIN)
+    jobs = [
+        ("simulate", ["--ds", DS, "--rows", CHAIN_ROWS]),
+        ("run-daily", ["--ds", DS, "--stages", stages]),
+    ]
+    monkeypatch.setenv("COLDSTART_WAREHOUSE", str(local_wh))
+    for job, args in jobs:
+        submit_ok(
+            spark_submit_command(job, args, settings, spark_cluster.master_url),
+            tmp_path / "submitter",
+        )
+        assert cli_main([job, "--config", str(local_cfg), *args]) == 0
+    for step in (SIMULATE, *CHAIN):
+        tables = [(t, DS) for t in step.daily_tables] + [(t, None) for t in step.whole_tables]
         for name, ds in tables:
-            rel = getattr(settings.tables, name).replace(".", "/")
-            same = assert_same_weights if stage.job == "weights" else assert_same_table
+            rel = table_name(settings, name).replace(".", "/")
+            same = assert_same_weights if step.stage == "weights" else assert_same_table
             n = same(spark, str(local_wh / rel), str(cluster_wh / rel), ds)
-            assert n > 0, f"{rel}: empty"
+            assert n > 0, f"{step.stage}: {rel} empty"
     truth = [
         json.loads((w / "ref/simulator_truth.json").read_text()) for w in (local_wh, cluster_wh)
     ]
