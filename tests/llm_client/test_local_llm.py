@@ -32,9 +32,12 @@ def _settings(**kw) -> LLMSettings:
 
 @pytest.fixture(scope="module")
 def server():
+    # One llama.cpp thread: make test runs a second pytest worker beside this one,
+    # and two llama.cpp threads spin at their barriers whenever that worker's JVM
+    # holds a core (the json_object test took 420 s so, 87-101 s alone).
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("COLDSTART_LLM_ENDPOINT", raising=False)
-        with local_llm.local_llm_server(_settings()) as srv:
+        with local_llm.local_llm_server(_settings(local_llm={"n_threads": 1})) as srv:
             yield srv
 
 
