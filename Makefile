@@ -63,8 +63,7 @@ lint: setup
 
 # Two workers, a test file at a time each (module fixtures stay per file); the
 # cluster and Airflow files are collected first (tests/conftest.py) so neither
-# worker ends on them. On 2 cores: 38.9 min against 49.8-59.7 min serially
-# (the two-worker run keeps the CPUs ~91% busy; README, "Set up and run the tests").
+# worker ends on them. Measured times: README, "Set up and run the tests".
 PYTEST_WORKERS ?= 2
 test: lint $(VENV)/.local-llm
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
