@@ -1,7 +1,10 @@
 """A real Spark standalone cluster for tests: one master + two 1-core workers.
 
-Started from the pyspark wheel's own ``bin/spark-class`` on 127.0.0.1 with
-ports chosen free, so CI needs nothing but the wheel and a JDK. The workers
+Started from the pyspark wheel's own ``bin/spark-class`` on 127.0.0.1, so CI
+needs nothing but the wheel and a JDK. Every daemon binds port 0 and the
+fixture reads the master's bound ports from its log: a port picked "free"
+beforehand can be taken by another process (a second xdist worker's JVMs)
+before the master binds it, and Spark then quietly moves to the next port. The workers
 are deliberately *not* a copy of the driver's world, so that a job which
 only works because the driver can see something fails here, as it would on
 YARN or Kubernetes:
@@ -23,8 +26,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -65,13 +68,6 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def isolated_env(home: Path, python_path: Path) -> dict[str, str]:
     """Environment for a worker: no COLDSTART_*, own HOME, executor-side isolation."""
     keep = {
@@ -97,8 +93,8 @@ class StandaloneCluster:
 
     root: Path
     workers: int = WORKERS
-    master_port: int = field(default_factory=free_port)
-    ui_port: int = field(default_factory=free_port)
+    master_port: int = 0  # the bound ports, read from the master's log by start()
+    ui_port: int = 0
     procs: list[subprocess.Popen] = field(default_factory=list)
     started_pids: set[int] = field(default_factory=set)
 
@@ -134,22 +130,52 @@ class StandaloneCluster:
         master_home = self.root / "master"
         master_env = isolated_env(master_home, isolate)
         master_args = ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
-        master_args += ["--port", str(self.master_port), "--webui-port", str(self.ui_port)]
+        master_args += ["--port", "0", "--webui-port", "0"]
+        # The REST submission server (6066 by default) is not used by the tests;
+        # a second cluster on the machine would only collide with it.
+        master_env["SPARK_MASTER_OPTS"] = "-Dspark.master.rest.enabled=false"
         self._spawn("master", master_args, master_env, master_home)
+        self.master_port, self.ui_port = self._wait_master_ports()
         for i in range(self.workers):
             home = self.root / f"worker{i}"
             worker_args = ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1"]
             worker_args += ["--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY]
-            worker_args += ["--webui-port", str(free_port()), "--work-dir", str(home / "work")]
+            worker_args += ["--webui-port", "0", "--work-dir", str(home / "work")]
             worker_args.append(self.master_url)
             self._spawn(f"worker{i}", worker_args, isolated_env(home, isolate), home)
         self._wait_registered()
         return self
 
+    def _wait_master_ports(self) -> tuple[int, int]:
+        """The master's RPC and web UI ports, as its log reports them once bound."""
+        log = self.root / "master.log"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.procs[0].poll() is not None:
+                raise RuntimeError(f"cluster master exited early\n{self.log_tail()}")
+            text = log.read_text(errors="replace") if log.exists() else ""
+            rpc = re.search(r"Starting Spark master at spark://127\.0\.0\.1:(\d+)", text)
+            ui = re.search(r"service 'MasterUI' on port (\d+)", text)
+            if rpc and ui:
+                return int(rpc.group(1)), int(ui.group(1))
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"master ports not in its log after {START_TIMEOUT_S}s\n{self.log_tail()}"
+        )
+
     def state(self) -> dict:
-        """The master's JSON status page (workers, apps)."""
+        """The master's JSON status page (workers, apps); checks it is this master's."""
         with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=5) as resp:
-            return json.loads(resp.read())
+            body = resp.read()
+        try:
+            state = json.loads(body)
+        except ValueError:
+            state = None
+        if not isinstance(state, dict) or state.get("url") != self.master_url:
+            raise RuntimeError(
+                f"{self.ui_url}/json/ is not the status page of {self.master_url}: {body[:120]!r}"
+            )
+        return state
 
     def alive_workers(self) -> int:
         try:
