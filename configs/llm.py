@@ -57,7 +57,8 @@ class LocalLLMSettings(_Strict):
     n_threads: int = Field(default=2, ge=1)
     # Model load on a busy box: the readiness wait covers it.
     startup_timeout_s: float = Field(default=180.0, gt=0)
-    port: int = Field(default=0, ge=0, le=65535)  # 0: any free loopback port
+    # 0: any free loopback port (a start that loses it to another process is retried)
+    port: int = Field(default=0, ge=0, le=65535)
     concurrency: int = Field(default=2, ge=1)
     partition_concurrency: int = Field(default=2, ge=1)
     # Per attempt, queueing included: llama.cpp serves one request at a time, so a

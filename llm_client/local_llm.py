@@ -48,6 +48,9 @@ from jobs.platform.errors import ConfigError, LLMError
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
+# Tries of a start on any free port (llm.local_llm.port 0): another process can take
+# the picked port between the pick and llama.cpp's bind (seconds, while the model loads).
+PORT_ATTEMPTS = 3
 GGUF_MAGIC = b"GGUF"
 MODEL_DIR_ENV = "COLDSTART_MODEL_DIR"
 _RUNNING: dict[int, LocalServer] = {}  # pid -> server started by this process
@@ -162,6 +165,12 @@ def _served(base_url: str) -> list[str] | None:
         return None
 
 
+def _log_text(path: str) -> str:
+    with contextlib.suppress(OSError):
+        return Path(path).read_text(errors="replace")
+    return ""
+
+
 def _last_line(path: str) -> str:
     with contextlib.suppress(OSError):
         lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines()]
@@ -184,11 +193,20 @@ def _report_death(srv: LocalServer) -> None:
         )  # fmt: skip
 
 
+class PortLostError(LLMError):
+    """The picked port was taken by another process before llama.cpp bound it."""
+
+
 def _wait_ready(srv: LocalServer, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         code = srv.process.poll()
         if code is not None:
+            if "address already in use" in _log_text(srv.log_path).lower():
+                raise PortLostError(
+                    f"llama.cpp server could not bind {srv.base_url}: address already in use "
+                    f"(taken since it was picked); log: {srv.log_path}"
+                )
             _report_death(srv)
             raise LLMError(
                 f"llama.cpp server exited with code {code} while loading {srv.model} "
@@ -196,8 +214,10 @@ def _wait_ready(srv: LocalServer, timeout_s: float) -> None:
             )
         ids = _served(srv.base_url)
         if ids is not None:
-            if srv.model not in ids:
-                raise LLMError(f"llama.cpp server at {srv.base_url} serves {ids}, not {srv.model}")
+            if srv.model not in ids:  # another server answers on the port we picked
+                raise PortLostError(
+                    f"llama.cpp server at {srv.base_url} serves {ids}, not {srv.model}"
+                )
             return
         time.sleep(0.25)
     raise LLMError(
@@ -269,9 +289,43 @@ def _sigterm_held() -> Iterator[None]:
 def local_llm_server(llm: LLMSettings) -> Iterator[LocalServer]:
     """Start llama.cpp's server with the configured GGUF; stop it on every exit path."""
     model = user_model(llm.local_model_path) if llm.local_model_path else packaged_model()
-    port = free_port(llm.local_llm.port)
+    with _sigterm_raises():
+        srv = _start_ready(model, llm)
+        try:
+            log.info(
+                "local LLM %s (sha256 %s) serving at %s (pid %d, log %s)",
+                model.name, model.sha256[:12], srv.base_url, srv.process.pid, srv.log_path,
+            )  # fmt: skip
+            yield srv
+        finally:
+            stop(srv)
+
+
+def _start_ready(model: ModelFile, llm: LLMSettings) -> LocalServer:
+    """A ready server; on port 0 a start that lost its port is retried on another."""
+    attempts = PORT_ATTEMPTS if llm.local_llm.port == 0 else 1
+    for attempt in range(1, attempts + 1):
+        srv = _spawn(model, free_port(llm.local_llm.port), llm)
+        try:
+            _wait_ready(srv, llm.local_llm.startup_timeout_s)
+            return srv
+        except PortLostError as exc:
+            stop(srv)
+            if attempt == attempts:
+                raise
+            log.warning(
+                "llama.cpp start %d/%d lost its port (%s); retrying", attempt, attempts, exc
+            )
+        except BaseException:
+            stop(srv)
+            raise
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _spawn(model: ModelFile, port: int, llm: LLMSettings) -> LocalServer:
+    """The server process on ``port``, its output in a temp log file."""
     fd, log_path = tempfile.mkstemp(prefix="coldstart-llama-server-", suffix=".log")
-    with _sigterm_raises(), os.fdopen(fd, "w") as log_fh:
+    with os.fdopen(fd, "w") as log_fh:  # the child holds its own copy of the descriptor
         proc = subprocess.Popen(
             server_command(model, port, llm),
             stdout=log_fh,
@@ -280,14 +334,6 @@ def local_llm_server(llm: LLMSettings) -> Iterator[LocalServer]:
             preexec_fn=_die_with_parent,  # prctl only; takes no locks
             start_new_session=True,  # a terminal's Ctrl-C reaches the job, which stops it
         )
-        srv = LocalServer(proc, f"http://{HOST}:{port}/v1", model.name, model.sha256, log_path)
-        _RUNNING[proc.pid] = srv
-        try:
-            _wait_ready(srv, llm.local_llm.startup_timeout_s)
-            log.info(
-                "local LLM %s (sha256 %s) serving at %s (pid %d, log %s)",
-                model.name, model.sha256[:12], srv.base_url, proc.pid, log_path,
-            )  # fmt: skip
-            yield srv
-        finally:
-            stop(srv)
+    srv = LocalServer(proc, f"http://{HOST}:{port}/v1", model.name, model.sha256, log_path)
+    _RUNNING[proc.pid] = srv
+    return srv

@@ -223,3 +223,29 @@ def test_local_llm__server_dying_mid_run_is_one_line(server, caplog):
     (dead,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert f"pid {server.process.pid}) died; built for CPU : " in dead
     assert server.log_path in dead and 'HTTP/1.1" 200 OK' in dead  # the log's tail
+
+
+def test_local_llm__any_port_start_that_loses_its_port_retries_on_another(monkeypatch, caplog):
+    # Setup: the first port picked is taken by another process before llama.cpp
+    # binds it (a race that the suite's second worker and its JVMs make real).
+    real_free_port = local_llm.free_port
+    with local_llm.socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        lost = taken.getsockname()[1]
+        picks = iter([lost])
+        monkeypatch.setattr(
+            local_llm, "free_port", lambda port: next(picks, 0) or real_free_port(port)
+        )
+        monkeypatch.delenv("COLDSTART_LLM_ENDPOINT", raising=False)
+
+        # Run: port 0 (any free port), the default.
+        with (
+            caplog.at_level("WARNING", logger=local_llm.__name__),
+            local_llm.local_llm_server(_settings(local_llm={"n_threads": 1})) as srv,
+        ):
+            # Assert: served on another port, the lost start said so.
+            assert srv.base_url != f"http://127.0.0.1:{lost}/v1"
+            assert srv.model in local_llm._served(srv.base_url)
+    assert "start 1/3 lost its port" in caplog.text
+    assert "address already in use" in caplog.text.lower()
