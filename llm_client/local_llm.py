@@ -172,12 +172,9 @@ def _log_text(path: str) -> str:
 
 
 def _last_line(path: str) -> str:
-    with contextlib.suppress(OSError):
-        lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines()]
-        lines = [ln for ln in lines if ln]
-        if lines:
-            return lines[-1][:300]
-    return "no output"
+    lines = [ln.strip() for ln in _log_text(path).splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[-1][:300] if lines else "no output"
 
 
 def _report_death(srv: LocalServer) -> None:
@@ -309,16 +306,13 @@ def _start_ready(model: ModelFile, llm: LLMSettings) -> LocalServer:
         try:
             _wait_ready(srv, llm.local_llm.startup_timeout_s)
             return srv
-        except PortLostError as exc:
+        except BaseException as exc:
             stop(srv)
-            if attempt == attempts:
+            if not isinstance(exc, PortLostError) or attempt == attempts:
                 raise
             log.warning(
                 "llama.cpp start %d/%d lost its port (%s); retrying", attempt, attempts, exc
             )
-        except BaseException:
-            stop(srv)
-            raise
     raise AssertionError("unreachable")  # the loop returns or raises
 
 

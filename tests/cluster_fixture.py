@@ -4,8 +4,8 @@ Started from the pyspark wheel's own ``bin/spark-class`` on 127.0.0.1, so CI
 needs nothing but the wheel and a JDK. Every daemon binds port 0 and the
 fixture reads the master's bound ports from its log: a port picked "free"
 beforehand can be taken by another process (a second xdist worker's JVMs)
-before the master binds it, and Spark then quietly moves to the next port. The workers
-are deliberately *not* a copy of the driver's world, so that a job which
+before the master binds it, and Spark then quietly moves to the next port.
+The workers are deliberately *not* a copy of the driver's world, so that a job which
 only works because the driver can see something fails here, as it would on
 YARN or Kubernetes:
 
@@ -32,14 +32,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 WORKERS = 2
 WORKER_CORES = 1
 WORKER_MEMORY = "1536m"
@@ -149,19 +151,27 @@ class StandaloneCluster:
     def _wait_master_ports(self) -> tuple[int, int]:
         """The master's RPC and web UI ports, as its log reports them once bound."""
         log = self.root / "master.log"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.procs[0].poll() is not None:
-                raise RuntimeError(f"cluster master exited early\n{self.log_tail()}")
+
+        def bound() -> tuple[int, int] | None:
             text = log.read_text(errors="replace") if log.exists() else ""
             rpc = re.search(r"Starting Spark master at spark://127\.0\.0\.1:(\d+)", text)
             ui = re.search(r"service 'MasterUI' on port (\d+)", text)
-            if rpc and ui:
-                return int(rpc.group(1)), int(ui.group(1))
-            time.sleep(0.2)
-        raise RuntimeError(
-            f"master ports not in its log after {START_TIMEOUT_S}s\n{self.log_tail()}"
-        )
+            return (int(rpc.group(1)), int(ui.group(1))) if rpc and ui else None
+
+        return self._wait_for(bound, "master ports not in its log")
+
+    def _wait_for(self, probe: Callable[[], T | None], missing: str) -> T:
+        """``probe()``'s first non-None value; RuntimeError if a daemon dies or time runs out."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            dead = [p.args[1] for p in self.procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"cluster process exited early: {dead}\n{self.log_tail()}")
+            found = probe()
+            if found is not None:
+                return found
+            time.sleep(0.25)
+        raise RuntimeError(f"{missing} after {START_TIMEOUT_S}s\n{self.log_tail()}")
 
     def state(self) -> dict:
         """The master's JSON status page (workers, apps); checks it is this master's."""
@@ -185,16 +195,9 @@ class StandaloneCluster:
         return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
 
     def _wait_registered(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            dead = [p.args[1] for p in self.procs if p.poll() is not None]
-            if dead:
-                raise RuntimeError(f"cluster process exited early: {dead}\n{self.log_tail()}")
-            if self.alive_workers() == self.workers:
-                return
-            time.sleep(0.5)
-        raise RuntimeError(
-            f"{self.workers} workers not registered after {START_TIMEOUT_S}s\n{self.log_tail()}"
+        self._wait_for(
+            lambda: True if self.alive_workers() == self.workers else None,
+            f"{self.workers} workers not registered",
         )
 
     def log_tail(self, lines: int = 15) -> str:
