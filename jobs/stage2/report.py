@@ -113,6 +113,8 @@ def build_report(
         "numeric_bins": result.bins,
         "join": result.join,
         "frequency_keys": result.keys,
+        # Chance that two values of a group were merged by sharing a 64-bit key.
+        "key_collision_bound": stage2.collision_bound(result.keys),
         "rows": s.rows,
         "rows_weighted": s.rows_weighted,
         "ess_before_truncation": round(s.ess_before, 2),

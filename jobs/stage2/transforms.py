@@ -21,12 +21,18 @@ Why these choices:
   exploded ``groupBy`` per side, so T groups cost two shuffles, not 2T.
   It is joined onto the synthetic rows by broadcast when small, else by a
   sort-merge shuffle join (same numbers either way; tested).
-* **Hashed keys.** A group's key is its tokens hashed twice (two 64-bit
-  xxhash64 with different seeds, 128 bits): grouping and joining on two longs
-  costs a fraction of building, hashing and comparing a concatenated string
-  per row and group (benchmarks/weights.py). Two different values share a key
-  with probability ~K^2 / 2^129 for K keys (1e-26 at K = 2M): never, in
-  practice. The readable key (``group_key``) stays for reports.
+* **Hashed keys.** A group's key is one xxhash64 of its key tokens (a
+  bin index for a numeric field, the value for any other): grouping and
+  joining on one long costs a fraction of building, hashing and comparing a
+  concatenated string per row and group, and a single long key lets Spark's
+  broadcast join use its long-keyed hash map. At 5M real x 1M synthetic rows
+  a second 64-bit hash (the 128-bit key used before) cost 40% of the real
+  side's frequency pass (benchmarks/weights.py). Two different values of one
+  group share a key with probability below K^2 / 2^65 for K keys of that
+  group (3e-11 at the benchmark's 34k keys, 1e-7 at the 2M-key broadcast
+  limit); a shared key would merge two values' counts, and the alignment
+  report's ``key_collision_bound`` states the bound for its run. The
+  readable key (``group_key``) stays for reports.
 * **Self-normalised** weights with mean 1, truncated at ``c * mean``
   (truncated importance sampling, Ionides 2008) with ``c = sqrt(N)`` by
   default: the cap grows with N, so the bias it adds vanishes while no single
@@ -54,14 +60,14 @@ SEP = "\x1f"
 NULL_TOKEN = "<null>"
 NULL_BIN = -1
 LOG_W = "__log_w"
-GROUP, KEYS = "_group", ("_key", "_key2")
-# Seeds of the two hashes that make up a group key (any two distinct values).
-KEY_SEEDS = (0x5EED0001, 0x5EED0002)
+GROUP, KEY = "_group", "_key"
+# Seed of the hash that makes a group key (any fixed value).
+KEY_SEED = 0x5EED0001
 
 
-def group_cols(t: int) -> tuple[str, str]:
-    """Names of the two key columns of feature group ``t`` on a keyed DataFrame."""
-    return f"__g{t}", f"__h{t}"
+def group_col(t: int) -> str:
+    """Name of the key column of feature group ``t`` on a keyed DataFrame."""
+    return f"__g{t}"
 
 
 # -- binning and keys ---------------------------------------------------------
@@ -138,24 +144,18 @@ def key_token(name: str, bins: dict[str, list[float]]) -> Column:
     return F.when(x.isNull() | F.isnan(x), F.lit(NULL_BIN)).otherwise(idx)
 
 
-def hashed_keys(
-    fields: list[str] | tuple[str, ...], bins: dict[str, list[float]]
-) -> tuple[Column, Column]:
-    """The joint value of a feature group as a 128-bit key: two xxhash64 of its key tokens."""
+def hashed_key(fields: list[str] | tuple[str, ...], bins: dict[str, list[float]]) -> Column:
+    """The joint value of a feature group as a 64-bit key: one xxhash64 of its key tokens."""
     from pyspark.sql import functions as F
 
-    tokens = [key_token(f, bins) for f in fields]
-    return tuple(F.xxhash64(F.lit(seed), *tokens) for seed in KEY_SEEDS)  # type: ignore[return-value]
+    return F.xxhash64(F.lit(KEY_SEED), *[key_token(f, bins) for f in fields])
 
 
 def add_group_keys(
     df: DataFrame, groups: list[list[str]], bins: dict[str, list[float]]
 ) -> DataFrame:
-    """Add the two key columns ``__g<t>``, ``__h<t>`` of every feature group."""
-    cols = {}
-    for t, g in enumerate(groups):
-        cols.update(zip(group_cols(t), hashed_keys(g, bins), strict=True))
-    return df.withColumns(cols)
+    """Add the key column ``__g<t>`` of every feature group."""
+    return df.withColumns({group_col(t): hashed_key(g, bins) for t, g in enumerate(groups)})
 
 
 def check_groups(groups: list[list[str]], columns: list[str]) -> list[list[str]]:
@@ -173,19 +173,14 @@ def check_groups(groups: list[list[str]], columns: list[str]) -> list[list[str]]
 
 
 def _long_keys(df: DataFrame, n_groups: int, weight: Column) -> DataFrame:
-    """One row per (row, group): ``_group``, the group's two key columns and ``_w``."""
+    """One row per (row, group): ``_group`` (the group's index), its key ``_key`` and ``_w``.
+
+    ``posexplode`` of an array of longs: no struct per row and group to build.
+    """
     from pyspark.sql import functions as F
 
-    pairs = F.array(
-        *[
-            F.struct(
-                F.lit(t).alias(GROUP),
-                *[F.col(c).alias(k) for c, k in zip(group_cols(t), KEYS, strict=True)],
-            )
-            for t in range(n_groups)
-        ]
-    )
-    return df.select(F.explode(pairs).alias("_p"), weight.alias("_w")).select("_p.*", "_w")
+    keys = F.array(*[F.col(group_col(t)) for t in range(n_groups)])
+    return df.select(F.posexplode(keys).alias(GROUP, KEY), weight.alias("_w"))
 
 
 def frequency_table(
@@ -198,7 +193,7 @@ def frequency_table(
     """``(group, key)`` -> smoothed ``log P_real - log P_syn`` for every key of either side.
 
     ``real_weight`` (e.g. ``sample_weight``) undoes a down-sampling of the real
-    side: counts are sums of weights. Columns: _group, _key, _key2, n_real,
+    side: counts are sums of weights. Columns: _group, _key, n_real,
     n_syn, log_p_real, log_p_syn, log_ratio, real_seen.
     """
     from pyspark.sql import functions as F
@@ -208,15 +203,13 @@ def frequency_table(
     # small count tables. One aggregation over the union of both sides saves a
     # shuffle but cost 5-30% more CPU at 5M x 1M rows: a union ends the generated
     # code, so every exploded row is copied from one operator to the next.
-    real = (
-        _long_keys(real_keyed, n_groups, rw).groupBy(GROUP, *KEYS).agg(F.sum("_w").alias("n_real"))
-    )
+    real = _long_keys(real_keyed, n_groups, rw).groupBy(GROUP, KEY).agg(F.sum("_w").alias("n_real"))
     syn = (
         _long_keys(syn_keyed, n_groups, F.lit(1.0))
-        .groupBy(GROUP, *KEYS)
+        .groupBy(GROUP, KEY)
         .agg(F.sum("_w").alias("n_syn"))
     )
-    counts = real.join(syn, [GROUP, *KEYS], "full").fillna(0.0, subset=["n_real", "n_syn"])
+    counts = real.join(syn, [GROUP, KEY], "full").fillna(0.0, subset=["n_real", "n_syn"])
     totals = counts.groupBy(GROUP).agg(
         F.sum("n_real").alias("tot_real"),
         F.sum("n_syn").alias("tot_syn"),
@@ -233,7 +226,7 @@ def frequency_table(
         .withColumn("real_seen", F.col("n_real") > 0)
         .select(
             GROUP,
-            *KEYS,
+            KEY,
             "n_real",
             "n_syn",
             "log_p_real",
@@ -259,16 +252,16 @@ def join_ratios(syn_keyed: DataFrame, freq: DataFrame, n_groups: int, how: str) 
 
     out = syn_keyed
     for t in range(n_groups):
-        cols = list(group_cols(t))
+        col = group_col(t)
         tab = freq.where(F.col(GROUP) == t).select(
-            *[F.col(k).alias(c) for k, c in zip(KEYS, cols, strict=True)],
+            F.col(KEY).alias(col),
             F.col("log_ratio").alias(f"__lr{t}"),
             (~F.col("real_seen")).cast("int").alias(f"__floor{t}"),
         )
         # A merge hint keeps the shuffle path a real shuffle even when Spark's
         # own size estimate would have broadcast the table.
         tab = F.broadcast(tab) if how == "broadcast" else tab.hint("merge")
-        out = out.join(tab, cols, "left")
+        out = out.join(tab, col, "left")
     return out
 
 
@@ -481,6 +474,12 @@ class GroupWeights:
     freq: DataFrame
     join: str
     keys: int
+
+
+def collision_bound(keys: int | None) -> float:
+    """``keys^2 / 2^65``: a bound on the chance that any two values of one group share a
+    :func:`hashed_key`, for ``keys`` keys over all groups (birthday bound, summed)."""
+    return float(keys or 0) ** 2 / 2.0**65
 
 
 def group_log_weights(

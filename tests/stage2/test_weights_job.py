@@ -142,6 +142,9 @@ def test_weights__writes_contract_partition_report_and_is_idempotent(
     assert doc["feature_groups"] == [g for g in GROUPS if g != ["hour"]]
     assert doc["tvd"]["category"]["after"] < 0.5 * doc["tvd"]["category"]["before"]
     assert doc["label_term"] is True and doc["ess_fraction"] > 0.2
+    # One 64-bit key per group value: the report states its collision bound.
+    assert doc["key_collision_bound"] == pytest.approx(doc["frequency_keys"] ** 2 / 2**65)
+    assert 0 < doc["key_collision_bound"] < 1e-12
 
 
 def _tiny(spark, columns: list[str], n: int = 4):
