@@ -110,15 +110,21 @@ def token(name: str, bins: dict[str, list[float]]) -> Column:
     """A field's value as a string token: its bin (``b3``) if numeric, else itself."""
     from pyspark.sql import functions as F
 
-    col = F.col(name)
     if name in bins:
-        x = col.cast("double")
-        idx = sum((x > F.lit(c)).cast("int") for c in bins[name]) if bins[name] else F.lit(0)
-        value = F.when(x.isNull() | F.isnan(x), F.lit(NULL_TOKEN)).otherwise(
+        missing, idx = _bin_index(name, bins[name])
+        return F.when(missing, F.lit(NULL_TOKEN)).otherwise(
             F.concat(F.lit("b"), idx.cast("string"))
         )
-        return value
-    return F.coalesce(col.cast("string"), F.lit(NULL_TOKEN))
+    return F.coalesce(F.col(name).cast("string"), F.lit(NULL_TOKEN))
+
+
+def _bin_index(name: str, cuts: list[float]) -> tuple[Column, Column]:
+    """(null-or-NaN flag, number of cut points below the value) of a numeric field."""
+    from pyspark.sql import functions as F
+
+    x = F.col(name).cast("double")
+    idx = sum((x > F.lit(c)).cast("int") for c in cuts) if cuts else F.lit(0)
+    return x.isNull() | F.isnan(x), idx
 
 
 def group_key(fields: list[str] | tuple[str, ...], bins: dict[str, list[float]]) -> Column:
@@ -139,9 +145,8 @@ def key_token(name: str, bins: dict[str, list[float]]) -> Column:
 
     if name not in bins:
         return token(name, bins)
-    x = F.col(name).cast("double")
-    idx = sum((x > F.lit(c)).cast("int") for c in bins[name]) if bins[name] else F.lit(0)
-    return F.when(x.isNull() | F.isnan(x), F.lit(NULL_BIN)).otherwise(idx)
+    missing, idx = _bin_index(name, bins[name])
+    return F.when(missing, F.lit(NULL_BIN)).otherwise(idx)
 
 
 def hashed_key(fields: list[str] | tuple[str, ...], bins: dict[str, list[float]]) -> Column:
