@@ -79,7 +79,10 @@ def sdmetrics_scores(
     from jobs.stage2.reweight import bounded_sample
 
     real_pdf = bounded_sample(real, n, seed, columns)
-    raw_pdf = bounded_sample(weighted, n, seed + 1, columns)
+    # The raw sample is drawn on the rows' ids and data, not on their weights or run
+    # id: the same rows for every estimator and every re-run of the day.
+    draw = list(dict.fromkeys([*key_cols, *columns]))
+    raw_pdf = bounded_sample(weighted, n, seed + 1, columns, draw_on=draw)
     res_pdf = stage2.importance_resample(weighted, n, seed, key_cols).select(*columns).toPandas()
     return {
         "rows": n,

@@ -68,7 +68,12 @@ class Stage2Output:
 
 
 def bounded_sample(
-    df: DataFrame, n: int, seed: int, columns: list[str], total: int | None = None
+    df: DataFrame,
+    n: int,
+    seed: int,
+    columns: list[str],
+    total: int | None = None,
+    draw_on: list[str] | None = None,
 ) -> pd.DataFrame:
     """At most ``n`` rows of ``columns`` as pandas: the same rows, in the same order, for any
     partitioning of ``df``.
@@ -77,18 +82,28 @@ def bounded_sample(
     tests) see their rows in this order, so a daily run on a cluster gives the
     weights of a local run. Spark's ``sample`` + ``limit`` cannot: its draws
     are seeded per partition and ``limit`` keeps whichever partitions come
-    first. Here a row's draw is a hash of the seed and all its hashable
-    columns (so identical feature rows of different users are drawn
-    independently); rows are kept with probability ~``1.2 n / total``, and
-    the ``n`` smallest hashes among them are returned in hash order (a top-k,
-    not a sort of the day).
+    first. Here a row's draw is a hash of the seed and its hashable columns
+    (so identical feature rows of different users are drawn independently):
+    all of them, or those of ``draw_on``. A frame that carries columns which
+    are not the row's own data (weights, group keys, a run id: they depend on
+    the other rows or on the run) passes ``draw_on`` so that the draw stays a
+    function of the row alone. Rows are kept with probability
+    ~``1.2 n / total``, and the ``n`` smallest hashes among them are returned
+    in hash order (a top-k, not a sort of the day).
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import MapType
 
+    from jobs.platform.errors import InputError
+
     total = df.count() if total is None else total
     frac = min(1.0, 1.2 * n / max(total, 1))
     hashable = [f.name for f in df.schema.fields if not isinstance(f.dataType, MapType)]
+    if draw_on is not None:
+        missing = [c for c in draw_on if c not in df.columns]
+        if missing:
+            raise InputError(f"bounded sample: draw column(s) {missing} not in {df.columns}")
+        hashable = [c for c in draw_on if c in hashable]
     h = F.xxhash64(F.lit(seed), *[F.col(c) for c in hashable])
     part = df.select(*columns, h.alias("__draw"))
     if frac < 1.0:
@@ -217,7 +232,10 @@ def classifier_term(
     extra = ["__fold"] + ([syn_weight] if syn_weight else [])
     rw = inputs.real_weight
     real_pdf = bounded_sample(inputs.real, cc.max_rows, cfg.seed, cols + ([rw] if rw else []))
-    syn_pdf = bounded_sample(syn_f, cc.max_rows, cfg.seed + 1, cols + extra)
+    # Drawn on the synthetic rows' own columns (+ their fold): under ``hybrid`` the
+    # frame also carries group keys and SampleLLM weights, which must not pick the rows.
+    draw = [*inputs.syn.columns, "__fold"]
+    syn_pdf = bounded_sample(syn_f, cc.max_rows, cfg.seed + 1, cols + extra, draw_on=draw)
     model = fit_classifier_ratio(
         real_pdf,
         syn_pdf,

@@ -101,3 +101,59 @@ def test_run_stage2__classifier_methods_undo_down_sampling(spark, method):
     # Assert: the weighted synthetic CTR stays the day's CTR (no click up-weighting)
     weighted_ctr = np.average(got["y"], weights=got["weight"])
     assert abs(weighted_ctr - ctr) < 0.03, (weighted_ctr, ctr)
+
+
+def test_run_stage2__hybrid_weights_do_not_depend_on_how_group_keys_are_encoded(spark, monkeypatch):
+    # Setup: the down-sampled day; the hybrid's classifier sees a capped sample
+    # (500 of 2000 synthetic rows), drawn from a frame that carries group keys.
+    real, syn, _ = _downsampled(2000, 5)
+    inputs = Stage2Inputs(
+        spark.createDataFrame(real),
+        spark.createDataFrame(syn),
+        ["a", "b"],
+        [],
+        "y",
+        [["a"], ["b"]],
+        real_weight="sample_weight",
+        syn_key=["id"],
+    )
+    cfg = WeightsSettings(
+        label_term=False,
+        truncate_c=None,
+        classifier=ClassifierSettings(max_iter=30, max_rows=500),
+    )
+
+    def weights() -> pd.Series:
+        got = run_stage2(inputs, cfg, "hybrid").df.select("id", "weight").toPandas()
+        return got.set_index("id")["weight"].sort_index()
+
+    # Run: the same day with two seeds of the group-key hash (same groups, same counts)
+    first = weights()
+    monkeypatch.setattr("jobs.stage2.transforms.KEY_SEED", 12345)
+    second = weights()
+    # Assert: the same weight for every row (the sample is drawn on the rows' own data)
+    pd.testing.assert_series_equal(first, second, rtol=1e-9)
+
+
+def test_sdmetrics_scores__raw_sample_same_whatever_the_weights_and_run_id(spark):
+    # Setup: one set of synthetic rows under two runs with different weights and run ids
+    from jobs.stage2.report import sdmetrics_scores
+
+    real, syn, _ = _downsampled(3000, 7)
+    rng = np.random.default_rng(0)
+    runs = []
+    for run in ("run-a", "run-b"):
+        w = rng.lognormal(size=len(syn))
+        runs.append(
+            spark.createDataFrame(syn.assign(weight=w, log_weight=np.log(w))).withColumn(
+                "run_id", F.lit(run)
+            )
+        )
+    real_df = spark.createDataFrame(real)
+    # Run: a sample of 300 of the 3000 synthetic rows in each report
+    raw = [
+        sdmetrics_scores(real_df, df, ["a", "b", "y"], ["a", "b", "y"], 300, 1, ["id"])["raw"]
+        for df in runs
+    ]
+    # Assert: the raw (unweighted) scores are those of the same rows
+    assert raw[0] == raw[1]
