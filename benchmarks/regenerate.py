@@ -8,9 +8,11 @@
 Each benchmark is a script that prints one JSON object on stdout. This runs
 the registered ones in turn with the arguments below (the sizes the results
 were taken at), and writes ``benchmarks/results/<name>.json`` holding that
-object plus the commit it ran on, the command, the wall time and the load
+object plus the commit it ran on, the command, the wall time, the load
 average before and after (this is a shared 2-core machine: a figure taken at
-load 10 is not a figure taken at load 1). Benchmarks that also render a
+load 10 is not a figure taken at load 1) and the environment: Python, Java and
+the versions of the packages the figures rest on (most are unpinned ranges, so a
+fresh install can move a figure that no commit touched). Benchmarks that also render a
 Markdown table (paper_tables, cold_start, alignment, ...) write it next to the
 JSON themselves. A benchmark that fails leaves its previous result in place and
 makes the exit code non-zero; the others still run.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -168,6 +171,36 @@ def _code_changed(before: str) -> bool:
     return diff.returncode != 0
 
 
+# Packages whose version can move a figure (numerics, engines, models' runtimes).
+PACKAGES: tuple[str, ...] = (
+    "torch", "numpy", "pandas", "scipy", "scikit-learn", "pyspark", "pyarrow", "deltalake",
+    "duckdb", "sentence-transformers", "transformers", "sdmetrics", "llama_cpp_python",
+)  # fmt: skip
+
+
+def environment() -> dict[str, object]:
+    """Python, Java and :data:`PACKAGES` versions (None: not installed) of this run."""
+    from importlib import metadata
+
+    packages: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+        java = (out.stderr or out.stdout).splitlines()[0].strip() if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        java = None
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "java": java,
+        "packages": packages,
+    }
+
+
 def run_one(name: str, spec: dict[str, object]) -> bool:
     """Run one benchmark; write its result file only when it succeeded."""
     script = REPO / "benchmarks" / f"{spec.get('script', name)}.py"
@@ -191,6 +224,7 @@ def run_one(name: str, spec: dict[str, object]) -> bool:
         "wall_s": round(time.monotonic() - start, 1),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "environment": environment(),
         "result": result,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -76,3 +76,20 @@ def test_stale__every_registered_benchmark_names_what_it_depends_on():
     for name, paths in module.DEPENDS.items():
         for path in paths:
             assert (REPO / path).exists(), f"{name}: {path} does not exist"
+
+
+def test_run_one__result_records_the_package_versions_it_ran_with(regen, tmp_path):
+    # Setup: a benchmark script that prints one JSON object, committed
+    from importlib import metadata
+
+    _commit(tmp_path, {"benchmarks/tiny.py": "print('{\"x\": 1}')\n"}, "tiny")
+    # Run
+    assert regen.run_one("tiny", {"args": []})
+    doc = json.loads((tmp_path / "benchmarks/results/tiny.json").read_text())
+    # Assert: the result, and the versions of this interpreter's packages beside it
+    assert doc["result"] == {"x": 1}
+    env = doc["environment"]
+    assert env["packages"]["numpy"] == metadata.version("numpy")
+    assert env["packages"]["torch"] == metadata.version("torch")
+    assert set(env["packages"]) == set(regen.PACKAGES)
+    assert env["python"].count(".") == 2 and env["java"]
