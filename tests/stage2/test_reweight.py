@@ -77,12 +77,9 @@ def _downsampled(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     return real, syn.assign(id=np.arange(len(syn))), float(day["y"].mean())
 
 
-@pytest.mark.parametrize("method", ["classifier", "hybrid"])
-def test_run_stage2__classifier_methods_undo_down_sampling(spark, method):
-    # Setup: synthetic rows ARE the day's distribution; the real side is a
-    # down-sampled sample whose click share is ~2.5x the day's.
-    real, syn, ctr = _downsampled(2000, 3)
-    inputs = Stage2Inputs(
+def _downsampled_inputs(spark, real: pd.DataFrame, syn: pd.DataFrame) -> Stage2Inputs:
+    """:func:`_downsampled`'s frames as stage-2 inputs: groups (a), (b); label y."""
+    return Stage2Inputs(
         spark.createDataFrame(real),
         spark.createDataFrame(syn),
         ["a", "b"],
@@ -92,6 +89,14 @@ def test_run_stage2__classifier_methods_undo_down_sampling(spark, method):
         real_weight="sample_weight",
         syn_key=["id"],
     )
+
+
+@pytest.mark.parametrize("method", ["classifier", "hybrid"])
+def test_run_stage2__classifier_methods_undo_down_sampling(spark, method):
+    # Setup: synthetic rows ARE the day's distribution; the real side is a
+    # down-sampled sample whose click share is ~2.5x the day's.
+    real, syn, ctr = _downsampled(2000, 3)
+    inputs = _downsampled_inputs(spark, real, syn)
     cfg = WeightsSettings(
         label_term=False, truncate_c=None, classifier=ClassifierSettings(max_iter=30)
     )
@@ -107,16 +112,7 @@ def test_run_stage2__hybrid_weights_do_not_depend_on_how_group_keys_are_encoded(
     # Setup: the down-sampled day; the hybrid's classifier sees a capped sample
     # (500 of 2000 synthetic rows), drawn from a frame that carries group keys.
     real, syn, _ = _downsampled(2000, 5)
-    inputs = Stage2Inputs(
-        spark.createDataFrame(real),
-        spark.createDataFrame(syn),
-        ["a", "b"],
-        [],
-        "y",
-        [["a"], ["b"]],
-        real_weight="sample_weight",
-        syn_key=["id"],
-    )
+    inputs = _downsampled_inputs(spark, real, syn)
     cfg = WeightsSettings(
         label_term=False,
         truncate_c=None,
